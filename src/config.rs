@@ -1,0 +1,339 @@
+//! Configuration: the TOML file, its defaults, command-line overrides and validation.
+//!
+//! `config/default.toml` is embedded in the binary and is the single source of the
+//! defaults (a test checks the serde defaults agree with it). A file given with
+//! `--config` may set any subset of keys. `validate` runs once, at start-up, and
+//! names the offending key; the rest of the program trusts a `Config`.
+
+use std::{net::ToSocketAddrs, path::Path, time::Duration};
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// The default configuration, as shipped in `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// The smallest partition `partitions = 0` will create, in entries of capacity.
+pub const MIN_AUTO_PARTITION_CAPACITY: u64 = 1024;
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub port: u16,
+    /// 0 = one per core.
+    pub workers: usize,
+    pub max_body: ByteSize,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub capacity: u64,
+    pub max_memory: ByteSize,
+    /// 0 = automatic (see `resolved_partitions`).
+    pub partitions: usize,
+    pub max_key_bytes: usize,
+    pub max_value_bytes: ByteSize,
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub tick: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1".into(),
+            port: 8000,
+            workers: 0,
+            max_body: ByteSize::mib(2),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 1_000_000,
+            max_memory: ByteSize::mib(512),
+            partitions: 0,
+            max_key_bytes: 1024,
+            max_value_bytes: ByteSize::mib(1),
+            // humantime's year is 365.25 days.
+            max_ttl: Duration::from_secs(10 * 31_557_600),
+            tick: Duration::from_millis(100),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+        }
+    }
+}
+
+/// Command-line values that win over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub port: Option<u16>,
+    pub capacity: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("invalid config: {key} = {value}: {reason}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Loads `path` (or the embedded default), applies `overrides`, validates.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?,
+            None => DEFAULT_TOML.to_owned(),
+        };
+        let mut config = Config::parse(&text)?;
+        config.apply(overrides);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; keys it does not set take their defaults.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+
+    pub fn apply(&mut self, overrides: &Overrides) {
+        if let Some(bind) = &overrides.bind {
+            self.server.bind.clone_from(bind);
+        }
+        if let Some(port) = overrides.port {
+            self.server.port = port;
+        }
+        if let Some(capacity) = overrides.capacity {
+            self.store.capacity = capacity;
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.server.validate()?;
+        self.store.validate()?;
+        let store = &self.store;
+        // A PyRustKV insert body carries the key and the value plus a little JSON.
+        let largest_insert = store.max_value_bytes.as_u64() + store.max_key_bytes as u64 * 6 + 64;
+        check(
+            self.server.max_body.as_u64() >= largest_insert,
+            "server.max_body",
+            self.server.max_body,
+            format!("must be at least {largest_insert} bytes to hold the largest key and value"),
+        )
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let resolves = (self.bind.as_str(), self.port)
+            .to_socket_addrs()
+            .map(|mut addrs| addrs.next().is_some())
+            .unwrap_or(false);
+        check(resolves, "server.bind", &self.bind, "not an address or host name")?;
+        check(self.workers <= 1024, "server.workers", self.workers, "at most 1024")?;
+        check(self.max_body.as_u64() > 0, "server.max_body", self.max_body, "must be > 0")
+    }
+
+    /// The worker count with 0 resolved to the number of cores.
+    pub fn resolved_workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers => workers,
+        }
+    }
+}
+
+impl StoreConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check(self.capacity >= 1, "store.capacity", self.capacity, "must be at least 1")?;
+        check(self.max_key_bytes >= 1, "store.max_key_bytes", self.max_key_bytes, "must be >= 1")?;
+        check(
+            self.max_key_bytes <= 65_536,
+            "store.max_key_bytes",
+            self.max_key_bytes,
+            "at most 65536",
+        )?;
+        check(
+            self.max_value_bytes.as_u64() >= 4,
+            "store.max_value_bytes",
+            self.max_value_bytes,
+            "must be >= 4 (room for `null`)",
+        )?;
+        check(
+            self.partitions as u64 <= self.capacity && self.partitions <= 4096,
+            "store.partitions",
+            self.partitions,
+            "at most 4096 and at most store.capacity",
+        )?;
+        let ttl_ok = self.max_ttl > Duration::ZERO && self.max_ttl <= Duration::from_secs(100 * 31_557_600);
+        check(ttl_ok, "store.max_ttl", humantime::format_duration(self.max_ttl), "must be > 0 and at most 100 years")?;
+        let tick_ok = self.tick >= Duration::from_millis(1) && self.tick <= Duration::from_secs(10);
+        check(tick_ok, "store.tick", humantime::format_duration(self.tick), "must be between 1ms and 10s")?;
+        let largest_entry = crate::store::entry_charge(self.max_key_bytes, self.max_value_bytes.as_u64() as usize);
+        let per_partition = self.max_memory.as_u64() / self.resolved_partitions() as u64;
+        check(
+            per_partition >= largest_entry,
+            "store.max_memory",
+            self.max_memory,
+            format!(
+                "each of the {} partitions needs room for the largest entry ({largest_entry} bytes)",
+                self.resolved_partitions()
+            ),
+        )
+    }
+
+    /// The partition count with 0 resolved: one per core, but never a partition
+    /// with less than `MIN_AUTO_PARTITION_CAPACITY` entries of capacity.
+    pub fn resolved_partitions(&self) -> usize {
+        if self.partitions > 0 {
+            return self.partitions;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        (self.capacity / MIN_AUTO_PARTITION_CAPACITY).clamp(1, cores) as usize
+    }
+}
+
+fn check(ok: bool, key: &'static str, value: impl std::fmt::Display, reason: impl Into<String>) -> Result<(), ConfigError> {
+    if ok {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        reason: reason.into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_file_equals_serde_defaults() {
+        let parsed = Config::parse(DEFAULT_TOML).expect("default.toml parses");
+        assert_eq!(parsed, Config::default());
+        parsed.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn missing_keys_take_defaults() {
+        let config = Config::parse("[store]\ncapacity = 7\n").unwrap();
+        assert_eq!(config.store.capacity, 7);
+        assert_eq!(config.server, ServerConfig::default());
+        assert_eq!(config.store.tick, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn sizes_and_durations_are_human_readable() {
+        let config = Config::parse(
+            "[store]\nmax_memory = \"64MB\"\nmax_value_bytes = \"2KiB\"\nmax_ttl = \"1h\"\ntick = \"5ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.store.max_memory.as_u64(), 64_000_000);
+        assert_eq!(config.store.max_value_bytes.as_u64(), 2048);
+        assert_eq!(config.store.max_ttl, Duration::from_secs(3600));
+        assert_eq!(config.store.tick, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = Config::parse("[store]\ncapasity = 7\n").unwrap_err().to_string();
+        assert!(error.contains("capasity"), "{error}");
+    }
+
+    #[test]
+    fn bad_type_is_named() {
+        let error = Config::parse("[server]\nport = \"http\"\n").unwrap_err().to_string();
+        assert!(error.contains("port"), "{error}");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let cases = [
+            ("[store]\ncapacity = 0", "store.capacity"),
+            ("[store]\ntick = \"0s\"", "store.tick"),
+            ("[store]\nmax_ttl = \"0s\"", "store.max_ttl"),
+            ("[store]\nmax_key_bytes = 0", "store.max_key_bytes"),
+            ("[store]\nmax_memory = \"1KB\"", "store.max_memory"),
+            ("[store]\ncapacity = 10\npartitions = 11", "store.partitions"),
+            ("[server]\nmax_body = \"1KB\"", "server.max_body"),
+            ("[server]\nbind = \"not an address!\"", "server.bind"),
+        ];
+        for (text, key) in cases {
+            let config = Config::parse(text).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(key), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn overrides_win() {
+        let mut config = Config::default();
+        config.apply(&Overrides {
+            bind: Some("0.0.0.0".into()),
+            port: Some(9),
+            capacity: Some(5),
+        });
+        assert_eq!((config.server.bind.as_str(), config.server.port), ("0.0.0.0", 9));
+        assert_eq!(config.store.capacity, 5);
+    }
+
+    #[test]
+    fn auto_partitions_never_smaller_than_1024_entries() {
+        let with_capacity = |capacity| StoreConfig {
+            capacity,
+            ..StoreConfig::default()
+        };
+        assert_eq!(with_capacity(100).resolved_partitions(), 1);
+        assert_eq!(with_capacity(2047).resolved_partitions(), 1);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(with_capacity(1 << 30).resolved_partitions(), cores);
+        let fixed = StoreConfig {
+            partitions: 3,
+            ..with_capacity(100)
+        };
+        assert_eq!(fixed.resolved_partitions(), 3);
+    }
+}

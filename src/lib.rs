@@ -1,0 +1,17 @@
+//! # RustKV
+//!
+//! An in-memory key-value cache served over a REST API.
+//!
+//! ## The request path
+//! 1. `server` runs actix-web; `http::configure` routes a request to a handler.
+//! 2. The handler validates it (`http::error::ApiError` for anything wrong).
+//! 3. A read goes to `Store::get`: the key's partition's lock-free skiplist, no message.
+//! 4. A write goes to `Store::put`/`delete`: a message to the partition's actor, awaited.
+//! 5. The actor (`store::partition`) updates the skiplist, LRU list and timer wheel.
+//!
+//! `config` loads and validates the TOML configuration before any of this starts.
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod store;

@@ -1,0 +1,111 @@
+//! The partition's whole write API: the messages its actor answers, and their results.
+//!
+//! Reads are not messages (they go through `Shared::get`); everything that changes a
+//! partition is one of these, applied by the owning actor one at a time.
+
+use actix::Message;
+
+/// An entity-tag list from `If-Match` / `If-None-Match`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tags {
+    /// `*`: any current version.
+    Any,
+    /// Specific versions.
+    Versions(Vec<u64>),
+}
+
+impl Tags {
+    fn matches(&self, version: u64) -> bool {
+        match self {
+            Tags::Any => true,
+            Tags::Versions(versions) => versions.contains(&version),
+        }
+    }
+}
+
+/// Conditions a write must meet against the key's current version, checked by the
+/// actor so that check and write are atomic.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Precondition {
+    pub if_match: Option<Tags>,
+    pub if_none_match: Option<Tags>,
+}
+
+impl Precondition {
+    /// Whether a write may proceed when the key's live version is `current`.
+    pub fn allows(&self, current: Option<u64>) -> bool {
+        let match_ok = match (&self.if_match, current) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(tags), Some(version)) => tags.matches(version),
+        };
+        let none_match_ok = match (&self.if_none_match, current) {
+            (None, _) | (Some(_), None) => true,
+            (Some(tags), Some(version)) => !tags.matches(version),
+        };
+        match_ok && none_match_ok
+    }
+}
+
+/// The precondition did not hold; `current` is the key's live version, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreconditionFailed {
+    pub current: Option<u64>,
+}
+
+/// Insert or replace `key` with `value` (validated JSON text).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Written, PreconditionFailed>")]
+pub struct Put {
+    pub key: Box<str>,
+    pub value: Box<[u8]>,
+    /// Time to live in nanoseconds; `None` means no expiry.
+    pub ttl: Option<u64>,
+    pub precondition: Precondition,
+}
+
+/// What a successful `Put` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// False when it replaced a live entry.
+    pub created: bool,
+    pub version: u64,
+}
+
+/// Remove `key`. Answers the removed entry's version, or `None` if it was absent.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<u64>, PreconditionFailed>")]
+pub struct Delete {
+    pub key: Box<str>,
+    pub precondition: Precondition,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precondition_table() {
+        let any = Some(Tags::Any);
+        let v3 = Some(Tags::Versions(vec![3]));
+        let cases = [
+            (None, None, None, true),
+            (None, None, Some(3), true),
+            (any.clone(), None, None, false),
+            (any.clone(), None, Some(1), true),
+            (v3.clone(), None, Some(3), true),
+            (v3.clone(), None, Some(4), false),
+            (None, any.clone(), None, true),
+            (None, any.clone(), Some(1), false),
+            (None, v3.clone(), Some(3), false),
+            (None, v3.clone(), Some(4), true),
+        ];
+        for (if_match, if_none_match, current, expected) in cases {
+            let pre = Precondition {
+                if_match: if_match.clone(),
+                if_none_match: if_none_match.clone(),
+            };
+            assert_eq!(pre.allows(current), expected, "{pre:?} on {current:?}");
+        }
+    }
+}

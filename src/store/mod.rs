@@ -1,0 +1,203 @@
+//! The storage engine: partitions of the keyspace, each owned by one actix actor.
+//!
+//! `Store` is the handle the HTTP layer holds. It routes a key to its partition by a
+//! keyed hash, reads through the partition's lock-free skiplist, and sends writes to
+//! the partition's actor and awaits the reply. Nothing here knows about HTTP.
+//!
+//! Layout: `entry` (what is stored), `lru` and `wheel` (pure index structures),
+//! `state` (one partition's rules, time passed in), `shared` (the read side),
+//! `partition` (the actor), `messages` (its API), `stats`, `clock`.
+
+mod clock;
+mod entry;
+mod lru;
+mod messages;
+mod partition;
+mod shared;
+mod state;
+mod stats;
+mod wheel;
+
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::Arc,
+};
+
+use actix::{Actor, Addr, Arbiter, MailboxError};
+use serde::Serialize;
+
+pub use clock::StoreClock;
+pub use entry::{Entry, charge as entry_charge};
+pub use messages::{Delete, Precondition, PreconditionFailed, Put, Tags, Written};
+pub use shared::Shared;
+pub use state::{Limits, PartitionState};
+pub use stats::PartitionStats;
+
+use crate::config::StoreConfig;
+use partition::Partition;
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("precondition failed (current version {:?})", .0.current)]
+    PreconditionFailed(PreconditionFailed),
+    /// The partition's actor is gone (shutting down).
+    #[error("partition unavailable")]
+    Unavailable,
+}
+
+impl From<MailboxError> for StoreError {
+    fn from(_: MailboxError) -> Self {
+        StoreError::Unavailable
+    }
+}
+
+impl From<PreconditionFailed> for StoreError {
+    fn from(failed: PreconditionFailed) -> Self {
+        StoreError::PreconditionFailed(failed)
+    }
+}
+
+struct PartitionHandle {
+    addr: Addr<Partition>,
+    shared: Arc<Shared>,
+    limits: Limits,
+}
+
+struct Inner {
+    partitions: Box<[PartitionHandle]>,
+    /// Random per process (SipHash keys), so clients cannot aim keys at one partition.
+    hasher: RandomState,
+    clock: StoreClock,
+    arbiters: Vec<Arbiter>,
+}
+
+/// A cheap, cloneable handle to the running store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+/// Store-wide totals and the per-partition figures they add up from.
+#[derive(Debug, Serialize)]
+pub struct StoreStats {
+    #[serde(flatten)]
+    pub total: PartitionStats,
+    pub partitions: Vec<PartitionStats>,
+}
+
+impl Store {
+    /// Starts the partition actors on their own arbiters. Must be called inside a
+    /// running actix `System`.
+    pub fn start(config: &StoreConfig, clock: quanta::Clock) -> Store {
+        let clock = StoreClock::new(clock);
+        let count = config.resolved_partitions();
+        let arbiters: Vec<Arbiter> = (0..count.min(cores())).map(|_| Arbiter::new()).collect();
+        let partitions = split_limits(config, count)
+            .into_iter()
+            .enumerate()
+            .map(|(index, limits)| {
+                let shared = Arc::new(Shared::default());
+                let state = PartitionState::new(Arc::clone(&shared), limits, clock.now());
+                let partition = Partition::new(state, clock.clone(), config.tick);
+                let arbiter = &arbiters[index % arbiters.len()];
+                let addr = Partition::start_in_arbiter(&arbiter.handle(), |_| partition);
+                PartitionHandle {
+                    addr,
+                    shared,
+                    limits,
+                }
+            })
+            .collect();
+        let inner = Inner {
+            partitions,
+            hasher: RandomState::new(),
+            clock,
+            arbiters,
+        };
+        Store {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.inner.partitions.len()
+    }
+
+    /// The current time on the store's clock, in nanoseconds.
+    pub fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
+    /// Reads `key` without a lock or a message; `None` if absent or expired.
+    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+        self.partition(key).shared.get(key, self.now())
+    }
+
+    /// Nanoseconds until `entry` expires, if it has a TTL.
+    pub fn remaining(&self, entry: &Entry) -> Option<u64> {
+        entry.deadline().map(|deadline| deadline.saturating_sub(self.now()))
+    }
+
+    pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
+        let partition = self.partition(&put.key);
+        Ok(partition.addr.send(put).await??)
+    }
+
+    /// Answers the removed entry's version, or `None` if the key was absent.
+    pub async fn delete(&self, delete: Delete) -> Result<Option<u64>, StoreError> {
+        let partition = self.partition(&delete.key);
+        Ok(partition.addr.send(delete).await??)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let partitions: Vec<PartitionStats> = self
+            .inner
+            .partitions
+            .iter()
+            .map(|p| p.shared.counters.snapshot(p.limits.capacity, p.limits.max_memory))
+            .collect();
+        let mut total = PartitionStats::default();
+        partitions.iter().for_each(|p| total.accumulate(p));
+        StoreStats { total, partitions }
+    }
+
+    /// Stops the partitions' arbiters (their actors drop with them).
+    pub fn stop(&self) {
+        for arbiter in &self.inner.arbiters {
+            arbiter.stop();
+        }
+    }
+
+    fn partition(&self, key: &str) -> &PartitionHandle {
+        let hash = self.inner.hasher.hash_one(key);
+        &self.inner.partitions[partition_index(hash, self.inner.partitions.len())]
+    }
+}
+
+/// Maps a hash onto `0..count` by its high bits (Lemire's multiply-shift): unbiased
+/// enough for any count, with no division on the request path.
+fn partition_index(hash: u64, count: usize) -> usize {
+    ((u128::from(hash) * count as u128) >> 64) as usize
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Splits capacity and memory across `count` partitions so the parts add up exactly.
+pub fn split_limits(config: &StoreConfig, count: usize) -> Vec<Limits> {
+    let split = |total: u64, index: usize| {
+        let count = count as u64;
+        total / count + u64::from((index as u64) < total % count)
+    };
+    (0..count)
+        .map(|index| Limits {
+            capacity: split(config.capacity, index),
+            max_memory: split(config.max_memory.as_u64(), index),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

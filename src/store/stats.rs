@@ -1,0 +1,93 @@
+//! Per-partition counters, shared by the actor and the lock-free readers.
+//!
+//! Plain relaxed atomics: a reader bumps `hits` or `misses` on every GET, so the
+//! counters must cost no more than an uncontended add. They are statistics, not
+//! synchronization; a snapshot may be a few operations out of date.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use serde::Serialize;
+
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub inserts: AtomicU64,
+    pub updates: AtomicU64,
+    pub deletes: AtomicU64,
+    pub evictions_capacity: AtomicU64,
+    pub evictions_memory: AtomicU64,
+    /// Expired entries reclaimed by the wheel or found expired by a write.
+    pub expirations: AtomicU64,
+    /// Reads that found an entry past its deadline (counted in `misses` too).
+    pub expired_reads: AtomicU64,
+    /// Hits not recorded for LRU because the read buffer was full.
+    pub read_drops: AtomicU64,
+    /// Gauges written by the actor after each change.
+    pub keys: AtomicU64,
+    pub memory: AtomicU64,
+}
+
+/// A point-in-time copy of one partition's counters and gauges.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PartitionStats {
+    pub keys: u64,
+    pub capacity: u64,
+    pub memory: u64,
+    pub max_memory: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub evictions_capacity: u64,
+    pub evictions_memory: u64,
+    pub expirations: u64,
+    pub expired_reads: u64,
+    pub read_drops: u64,
+}
+
+impl Counters {
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Relaxed);
+    }
+
+    pub fn snapshot(&self, capacity: u64, max_memory: u64) -> PartitionStats {
+        PartitionStats {
+            keys: self.keys.load(Relaxed),
+            capacity,
+            memory: self.memory.load(Relaxed),
+            max_memory,
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            inserts: self.inserts.load(Relaxed),
+            updates: self.updates.load(Relaxed),
+            deletes: self.deletes.load(Relaxed),
+            evictions_capacity: self.evictions_capacity.load(Relaxed),
+            evictions_memory: self.evictions_memory.load(Relaxed),
+            expirations: self.expirations.load(Relaxed),
+            expired_reads: self.expired_reads.load(Relaxed),
+            read_drops: self.read_drops.load(Relaxed),
+        }
+    }
+}
+
+impl PartitionStats {
+    /// Adds `other` into `self`, for store-wide totals.
+    pub fn accumulate(&mut self, other: &PartitionStats) {
+        self.keys += other.keys;
+        self.capacity += other.capacity;
+        self.memory += other.memory;
+        self.max_memory += other.max_memory;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.inserts += other.inserts;
+        self.updates += other.updates;
+        self.deletes += other.deletes;
+        self.evictions_capacity += other.evictions_capacity;
+        self.evictions_memory += other.evictions_memory;
+        self.expirations += other.expirations;
+        self.expired_reads += other.expired_reads;
+        self.read_drops += other.read_drops;
+    }
+}
