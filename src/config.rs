@@ -171,9 +171,24 @@ impl ServerConfig {
             .to_socket_addrs()
             .map(|mut addrs| addrs.next().is_some())
             .unwrap_or(false);
-        check(resolves, "server.bind", &self.bind, "not an address or host name")?;
-        check(self.workers <= 1024, "server.workers", self.workers, "at most 1024")?;
-        check(self.max_body.as_u64() > 0, "server.max_body", self.max_body, "must be > 0")
+        check(
+            resolves,
+            "server.bind",
+            &self.bind,
+            "not an address or host name",
+        )?;
+        check(
+            self.workers <= 1024,
+            "server.workers",
+            self.workers,
+            "at most 1024",
+        )?;
+        check(
+            self.max_body.as_u64() > 0,
+            "server.max_body",
+            self.max_body,
+            "must be > 0",
+        )
     }
 
     /// The worker count with 0 resolved to the number of cores.
@@ -187,8 +202,18 @@ impl ServerConfig {
 
 impl StoreConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        check(self.capacity >= 1, "store.capacity", self.capacity, "must be at least 1")?;
-        check(self.max_key_bytes >= 1, "store.max_key_bytes", self.max_key_bytes, "must be >= 1")?;
+        check(
+            self.capacity >= 1,
+            "store.capacity",
+            self.capacity,
+            "must be at least 1",
+        )?;
+        check(
+            self.max_key_bytes >= 1,
+            "store.max_key_bytes",
+            self.max_key_bytes,
+            "must be >= 1",
+        )?;
         check(
             self.max_key_bytes <= 65_536,
             "store.max_key_bytes",
@@ -207,11 +232,23 @@ impl StoreConfig {
             self.partitions,
             "at most 4096 and at most store.capacity",
         )?;
-        let ttl_ok = self.max_ttl > Duration::ZERO && self.max_ttl <= Duration::from_secs(100 * 31_557_600);
-        check(ttl_ok, "store.max_ttl", humantime::format_duration(self.max_ttl), "must be > 0 and at most 100 years")?;
+        let ttl_ok =
+            self.max_ttl > Duration::ZERO && self.max_ttl <= Duration::from_secs(100 * 31_557_600);
+        check(
+            ttl_ok,
+            "store.max_ttl",
+            humantime::format_duration(self.max_ttl),
+            "must be > 0 and at most 100 years",
+        )?;
         let tick_ok = self.tick >= Duration::from_millis(1) && self.tick <= Duration::from_secs(10);
-        check(tick_ok, "store.tick", humantime::format_duration(self.tick), "must be between 1ms and 10s")?;
-        let largest_entry = crate::store::entry_charge(self.max_key_bytes, self.max_value_bytes.as_u64() as usize);
+        check(
+            tick_ok,
+            "store.tick",
+            humantime::format_duration(self.tick),
+            "must be between 1ms and 10s",
+        )?;
+        let largest_entry =
+            crate::store::entry_charge(self.max_key_bytes, self.max_value_bytes.as_u64() as usize);
         let per_partition = self.max_memory.as_u64() / self.resolved_partitions() as u64;
         check(
             per_partition >= largest_entry,
@@ -235,7 +272,12 @@ impl StoreConfig {
     }
 }
 
-fn check(ok: bool, key: &'static str, value: impl std::fmt::Display, reason: impl Into<String>) -> Result<(), ConfigError> {
+fn check(
+    ok: bool,
+    key: &'static str,
+    value: impl std::fmt::Display,
+    reason: impl Into<String>,
+) -> Result<(), ConfigError> {
     if ok {
         return Ok(());
     }
@@ -279,13 +321,17 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let error = Config::parse("[store]\ncapasity = 7\n").unwrap_err().to_string();
+        let error = Config::parse("[store]\ncapasity = 7\n")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("capasity"), "{error}");
     }
 
     #[test]
     fn bad_type_is_named() {
-        let error = Config::parse("[server]\nport = \"http\"\n").unwrap_err().to_string();
+        let error = Config::parse("[server]\nport = \"http\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("port"), "{error}");
     }
 
@@ -297,7 +343,10 @@ mod tests {
             ("[store]\nmax_ttl = \"0s\"", "store.max_ttl"),
             ("[store]\nmax_key_bytes = 0", "store.max_key_bytes"),
             ("[store]\nmax_memory = \"1KB\"", "store.max_memory"),
-            ("[store]\ncapacity = 10\npartitions = 11", "store.partitions"),
+            (
+                "[store]\ncapacity = 10\npartitions = 11",
+                "store.partitions",
+            ),
             ("[server]\nmax_body = \"1KB\"", "server.max_body"),
             ("[server]\nbind = \"not an address!\"", "server.bind"),
         ];
@@ -316,7 +365,10 @@ mod tests {
             port: Some(9),
             capacity: Some(5),
         });
-        assert_eq!((config.server.bind.as_str(), config.server.port), ("0.0.0.0", 9));
+        assert_eq!(
+            (config.server.bind.as_str(), config.server.port),
+            ("0.0.0.0", 9)
+        );
         assert_eq!(config.store.capacity, 5);
     }
 

@@ -14,4 +14,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod http;
+pub mod server;
 pub mod store;

@@ -55,6 +55,7 @@ impl<T> Lru<T> {
     }
 
     /// Adds `value` as the most recently used entry and returns its index.
+    #[cfg(test)]
     pub fn insert(&mut self, value: T) -> u32 {
         self.insert_with(|_| value)
     }
@@ -96,6 +97,7 @@ impl<T> Lru<T> {
     }
 
     /// Removes and returns the least recently used entry.
+    #[cfg(test)]
     pub fn pop_lru(&mut self) -> Option<(u32, T)> {
         let tail = self.tail;
         self.remove(tail).map(|value| (tail, value))
@@ -126,7 +128,10 @@ impl<T> Lru<T> {
         let mut cursor = self.head;
         while cursor != NIL {
             let node = &self.nodes[cursor as usize];
-            assert!(node.value.is_some(), "free cell {cursor} is linked in the list");
+            assert!(
+                node.value.is_some(),
+                "free cell {cursor} is linked in the list"
+            );
             assert_eq!(node.prev, prev, "broken back link at {cursor}");
             prev = cursor;
             cursor = node.next;
@@ -138,7 +143,10 @@ impl<T> Lru<T> {
         let mut free = 0;
         let mut cursor = self.free;
         while cursor != NIL {
-            assert!(self.nodes[cursor as usize].value.is_none(), "live cell on free list");
+            assert!(
+                self.nodes[cursor as usize].value.is_none(),
+                "live cell on free list"
+            );
             cursor = self.nodes[cursor as usize].next;
             free += 1;
         }
@@ -154,7 +162,10 @@ impl<T> Lru<T> {
             return index;
         }
         let index = u32::try_from(self.nodes.len()).expect("more than u32::MAX entries");
-        assert!(index != NIL, "more than u32::MAX - 1 entries in one partition");
+        assert!(
+            index != NIL,
+            "more than u32::MAX - 1 entries in one partition"
+        );
         self.nodes.push(Node {
             prev: NIL,
             next: NIL,

@@ -15,7 +15,7 @@ pub enum Tags {
 }
 
 impl Tags {
-    fn matches(&self, version: u64) -> bool {
+    pub fn matches(&self, version: u64) -> bool {
         match self {
             Tags::Any => true,
             Tags::Versions(versions) => versions.contains(&version),

@@ -136,7 +136,9 @@ impl Store {
 
     /// Nanoseconds until `entry` expires, if it has a TTL.
     pub fn remaining(&self, entry: &Entry) -> Option<u64> {
-        entry.deadline().map(|deadline| deadline.saturating_sub(self.now()))
+        entry
+            .deadline()
+            .map(|deadline| deadline.saturating_sub(self.now()))
     }
 
     pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
@@ -155,7 +157,11 @@ impl Store {
             .inner
             .partitions
             .iter()
-            .map(|p| p.shared.counters.snapshot(p.limits.capacity, p.limits.max_memory))
+            .map(|p| {
+                p.shared
+                    .counters
+                    .snapshot(p.limits.capacity, p.limits.max_memory)
+            })
             .collect();
         let mut total = PartitionStats::default();
         partitions.iter().for_each(|p| total.accumulate(p));

@@ -79,7 +79,10 @@ impl PartitionState {
 
     /// Keys from most to least recently used (tests only: O(n)).
     pub fn keys_by_recency(&self) -> Vec<String> {
-        self.lru.iter().map(|entry| entry.key().to_owned()).collect()
+        self.lru
+            .iter()
+            .map(|entry| entry.key().to_owned())
+            .collect()
     }
 
     /// Periodic upkeep: apply buffered hits and reclaim expired entries.
@@ -100,7 +103,9 @@ impl PartitionState {
             });
         }
         self.version += 1;
-        let deadline = put.ttl.map_or(NEVER, |ttl| now.saturating_add(ttl).min(NEVER - 1));
+        let deadline = put
+            .ttl
+            .map_or(NEVER, |ttl| now.saturating_add(ttl).min(NEVER - 1));
         let written = match current {
             Some(old) => self.replace(&old, put, deadline),
             None => self.insert(put, deadline, now),
@@ -189,7 +194,11 @@ impl PartitionState {
                 return;
             };
             let (_, victim) = self.lru.peek_lru().expect("not empty");
-            let cause = if victim.is_expired(now) { Removal::Expired } else { cause };
+            let cause = if victim.is_expired(now) {
+                Removal::Expired
+            } else {
+                cause
+            };
             self.evict_lru(cause);
         }
     }
@@ -255,14 +264,24 @@ impl PartitionState {
     /// together; panics on the first broken one. For tests.
     pub fn validate(&self) {
         self.lru.validate();
-        assert_eq!(self.shared.map.len(), self.lru.len(), "skiplist and LRU disagree");
-        assert!(self.lru.len() as u64 <= self.limits.capacity, "over capacity");
+        assert_eq!(
+            self.shared.map.len(),
+            self.lru.len(),
+            "skiplist and LRU disagree"
+        );
+        assert!(
+            self.lru.len() as u64 <= self.limits.capacity,
+            "over capacity"
+        );
         let memory: u64 = self.lru.iter().map(|entry| entry.charge()).sum();
         assert_eq!(memory, self.memory, "memory account drifted");
         let with_ttl = self.lru.iter().filter(|e| e.deadline().is_some()).count();
         assert_eq!(with_ttl, self.wheel.len(), "wheel and TTL entries disagree");
         for entry in self.lru.iter() {
-            let indexed = self.shared.peek(entry.key()).expect("entry missing from skiplist");
+            let indexed = self
+                .shared
+                .peek(entry.key())
+                .expect("entry missing from skiplist");
             assert!(Arc::ptr_eq(&indexed, entry), "skiplist holds another entry");
             assert_eq!(self.wheel.deadline(entry.slot()), entry.deadline());
         }

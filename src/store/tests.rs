@@ -47,11 +47,24 @@ fn read(state: &PartitionState, key: &str, now: u64) -> Option<String> {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Put { key: u8, value: u16, ttl_spans: Option<u64> },
-    PutIfAbsent { key: u8, value: u16 },
-    Get { key: u8 },
-    Delete { key: u8 },
-    Advance { spans: u64 },
+    Put {
+        key: u8,
+        value: u16,
+        ttl_spans: Option<u64>,
+    },
+    PutIfAbsent {
+        key: u8,
+        value: u16,
+    },
+    Get {
+        key: u8,
+    },
+    Delete {
+        key: u8,
+    },
+    Advance {
+        spans: u64,
+    },
     Tick,
 }
 
@@ -77,7 +90,9 @@ struct Model {
 
 impl Model {
     fn live(&self, key: &str, now: u64) -> Option<&(String, u64, Option<u64>)> {
-        self.entries.get(key).filter(|(_, _, deadline)| deadline.is_none_or(|d| now < d))
+        self.entries
+            .get(key)
+            .filter(|(_, _, deadline)| deadline.is_none_or(|d| now < d))
     }
 
     fn touch(&mut self, key: &str) {
@@ -106,14 +121,21 @@ impl Model {
         Some(value)
     }
 
-    fn put(&mut self, key: &str, value: String, deadline: Option<u64>, capacity: usize) -> (bool, u64) {
+    fn put(
+        &mut self,
+        key: &str,
+        value: String,
+        deadline: Option<u64>,
+        capacity: usize,
+    ) -> (bool, u64) {
         let created = !self.entries.contains_key(key);
         if created && self.entries.len() == capacity {
             let victim = self.recency.pop_back().unwrap();
             self.entries.remove(&victim);
         }
         self.version += 1;
-        self.entries.insert(key.to_owned(), (value, self.version, deadline));
+        self.entries
+            .insert(key.to_owned(), (value, self.version, deadline));
         self.touch(key);
         (created, self.version)
     }
@@ -127,12 +149,17 @@ fn run_model(capacity: u64, ops: Vec<Op>) {
     let mut now = 0u64;
     for op in ops {
         match op {
-            Op::Put { key, value, ttl_spans } => {
+            Op::Put {
+                key,
+                value,
+                ttl_spans,
+            } => {
                 let key = format!("k{key}");
                 let value = value.to_string();
                 let ttl = ttl_spans.map(|spans| spans * SPAN);
                 model.expire(now);
-                let expected = model.put(&key, value.clone(), ttl.map(|t| now + t), capacity as usize);
+                let expected =
+                    model.put(&key, value.clone(), ttl.map(|t| now + t), capacity as usize);
                 let written = real.put(put(&key, &value, ttl), now).unwrap();
                 assert_eq!((written.created, written.version), expected, "put {key}");
             }
@@ -144,7 +171,12 @@ fn run_model(capacity: u64, ops: Vec<Op>) {
                 request.precondition.if_none_match = Some(Tags::Any);
                 let result = real.put(request, now);
                 match model.live(&key, now).map(|entry| entry.1) {
-                    Some(current) => assert_eq!(result, Err(PreconditionFailed { current: Some(current) })),
+                    Some(current) => assert_eq!(
+                        result,
+                        Err(PreconditionFailed {
+                            current: Some(current)
+                        })
+                    ),
                     None => {
                         let expected = model.put(&key, value, None, capacity as usize);
                         let written = result.unwrap();
@@ -154,20 +186,31 @@ fn run_model(capacity: u64, ops: Vec<Op>) {
             }
             Op::Get { key } => {
                 let key = format!("k{key}");
-                assert_eq!(read(&real, &key, now), model.get(&key, now), "get {key} at {now}");
+                assert_eq!(
+                    read(&real, &key, now),
+                    model.get(&key, now),
+                    "get {key} at {now}"
+                );
             }
             Op::Delete { key } => {
                 let key = format!("k{key}");
                 model.expire(now);
                 let expected = model.live(&key, now).map(|entry| entry.1);
                 model.remove(&key);
-                assert_eq!(real.delete(&delete(&key), now).unwrap(), expected, "delete {key}");
+                assert_eq!(
+                    real.delete(&delete(&key), now).unwrap(),
+                    expected,
+                    "delete {key}"
+                );
             }
             Op::Advance { spans } => now += spans * SPAN,
             Op::Tick => {
                 model.expire(now);
                 real.tick(now);
-                assert_eq!(real.keys_by_recency(), model.recency.iter().cloned().collect::<Vec<_>>());
+                assert_eq!(
+                    real.keys_by_recency(),
+                    model.recency.iter().cloned().collect::<Vec<_>>()
+                );
             }
         }
         real.validate();
@@ -241,9 +284,15 @@ fn ttl_reads_miss_at_the_deadline_and_wheel_reclaims_within_a_tick() {
     let mut state = state(10, u64::MAX / 2);
     state.put(put("k", "1", Some(1_000_000_000)), 0).unwrap();
     assert!(read(&state, "k", 999_999_999).is_some());
-    assert!(read(&state, "k", 1_000_000_000).is_none(), "lazy expiry on read");
+    assert!(
+        read(&state, "k", 1_000_000_000).is_none(),
+        "lazy expiry on read"
+    );
     state.tick(1_000_000_000 + 100_000_000 + SPAN);
-    assert!(state.is_empty(), "active expiry within a tick plus the finest span");
+    assert!(
+        state.is_empty(),
+        "active expiry within a tick plus the finest span"
+    );
     assert_eq!(state.stats().expirations, 1);
     assert_eq!(state.stats().expired_reads, 1);
 }
@@ -255,7 +304,9 @@ fn overwrite_resets_or_clears_the_ttl() {
     state.put(put("k", "2", None), 5 * SPAN).unwrap();
     state.tick(100 * SPAN);
     assert_eq!(read(&state, "k", 100 * SPAN).as_deref(), Some("2"));
-    state.put(put("k", "3", Some(10 * SPAN)), 100 * SPAN).unwrap();
+    state
+        .put(put("k", "3", Some(10 * SPAN)), 100 * SPAN)
+        .unwrap();
     assert!(read(&state, "k", 109 * SPAN).is_some());
     assert!(read(&state, "k", 110 * SPAN).is_none());
     state.validate();
@@ -267,7 +318,10 @@ fn preconditions_are_checked_against_the_live_version() {
     let v1 = state.put(put("k", "1", None), 0).unwrap().version;
     let mut stale = put("k", "2", None);
     stale.precondition.if_match = Some(Tags::Versions(vec![v1 + 100]));
-    assert_eq!(state.put(stale, 0), Err(PreconditionFailed { current: Some(v1) }));
+    assert_eq!(
+        state.put(stale, 0),
+        Err(PreconditionFailed { current: Some(v1) })
+    );
     let mut fresh = put("k", "2", None);
     fresh.precondition.if_match = Some(Tags::Versions(vec![v1]));
     assert!(!state.put(fresh, 0).unwrap().created);
@@ -316,16 +370,25 @@ fn store_routes_reads_and_writes_through_partitions() {
         let store = Store::start(&config, clock);
         assert_eq!(store.partition_count(), 4);
         for index in 0..100 {
-            let written = store.put(put(&format!("k{index}"), "1", Some(1_000_000_000))).await.unwrap();
+            let written = store
+                .put(put(&format!("k{index}"), "1", Some(1_000_000_000)))
+                .await
+                .unwrap();
             assert!(written.created);
         }
         assert!((0..100).all(|index| store.get(&format!("k{index}")).is_some()));
-        assert_eq!(store.delete(delete("k0")).await.unwrap().map(|v| v > 0), Some(true));
+        assert_eq!(
+            store.delete(delete("k0")).await.unwrap().map(|v| v > 0),
+            Some(true)
+        );
         assert_eq!(store.delete(delete("k0")).await.unwrap(), None);
         let stats = store.stats();
         assert_eq!(stats.total.keys, 99);
         assert_eq!(stats.total.capacity, 4096);
-        assert!(stats.partitions.iter().all(|p| p.keys > 0), "keys spread over partitions");
+        assert!(
+            stats.partitions.iter().all(|p| p.keys > 0),
+            "keys spread over partitions"
+        );
         mock.increment(Duration::from_secs(1));
         assert!(store.get("k1").is_none(), "expired on the mock clock");
         store.stop();

@@ -74,6 +74,7 @@ impl TimerWheel {
         self.len
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -108,6 +109,7 @@ impl TimerWheel {
         self.bucket_of(id).map(|_| self.nodes[id as usize].deadline)
     }
 
+    #[cfg(test)]
     /// The level `id` currently sits in (0 = finest, 5 = overflow), if scheduled.
     pub fn level(&self, id: u32) -> Option<usize> {
         let bucket = self.bucket_of(id)? as usize;
@@ -123,19 +125,30 @@ impl TimerWheel {
             return;
         }
         self.time = now;
-        for level in 0..LEVELS {
-            let previous_ticks = previous >> SHIFTS[level];
-            let current_ticks = now >> SHIFTS[level];
+        for (level, shift) in SHIFTS.into_iter().enumerate() {
+            let previous_ticks = previous >> shift;
+            let current_ticks = now >> shift;
             if current_ticks <= previous_ticks {
                 break;
             }
-            self.expire_level(level, previous_ticks, current_ticks - previous_ticks, expired);
+            self.expire_level(
+                level,
+                previous_ticks,
+                current_ticks - previous_ticks,
+                expired,
+            );
         }
     }
 
     /// Visits the buckets from `previous_ticks` to `previous_ticks + delta` (the
     /// current one included, as Caffeine does), at most once each.
-    fn expire_level(&mut self, level: usize, previous_ticks: u64, delta: u64, expired: &mut Vec<u32>) {
+    fn expire_level(
+        &mut self,
+        level: usize,
+        previous_ticks: u64,
+        delta: u64,
+        expired: &mut Vec<u32>,
+    ) {
         let count = BUCKETS[level];
         let steps = (delta + 1).min(count);
         for step in 0..steps {
@@ -256,10 +269,21 @@ mod tests {
 
     #[test]
     fn nothing_expires_before_its_deadline_and_everything_soon_after() {
-        for delay in [1, span(0) - 1, span(0), span(1) + 7, span(2) * 3, span(3) + 1, span(4) * 5] {
+        for delay in [
+            1,
+            span(0) - 1,
+            span(0),
+            span(1) + 7,
+            span(2) * 3,
+            span(3) + 1,
+            span(4) * 5,
+        ] {
             let mut wheel = TimerWheel::new(START);
             wheel.schedule(7, START + delay);
-            assert!(advance(&mut wheel, START + delay - 1).is_empty(), "early at {delay}");
+            assert!(
+                advance(&mut wheel, START + delay - 1).is_empty(),
+                "early at {delay}"
+            );
             // Due now, but its finest bucket has not been passed yet, or just has.
             let mut got = advance(&mut wheel, START + delay);
             got.extend(advance(&mut wheel, START + delay + span(0)));

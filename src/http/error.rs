@@ -1,0 +1,146 @@
+//! Everything that can go wrong with a request, and the one place it becomes HTTP.
+//!
+//! Handlers return `ApiError`; `respond` maps each variant to a status with an
+//! exhaustive `match` (no catch-all arm, so a new variant cannot silently become a
+//! 500) and renders the body in the route family's dialect: PyRustKV routes answer
+//! `{"detail": ...}` as FastAPI did, native routes `{"error": code, "detail": ...}`.
+
+use actix_web::{HttpResponse, http::StatusCode};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+/// Which route family a response belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// PyRustKV-compatible routes under `/kv/`.
+    Compat,
+    /// Native routes (`/v1/...` and the rest).
+    Native,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidBody(String),
+    #[error("{0}")]
+    InvalidKey(String),
+    #[error("{0}")]
+    InvalidTtl(String),
+    #[error("{0}")]
+    InvalidHeader(String),
+    #[error("key is longer than {limit} bytes")]
+    KeyTooLarge { limit: usize },
+    #[error("value is larger than {limit} bytes")]
+    ValueTooLarge { limit: usize },
+    #[error("request body is larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("unsupported media type {0:?}: send application/json")]
+    UnsupportedMediaType(String),
+    #[error("Key not found")]
+    KeyNotFound,
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("precondition failed: the key's current version is {}", describe(.current))]
+    PreconditionFailed { current: Option<u64> },
+    #[error("the store is shutting down")]
+    Unavailable,
+}
+
+fn describe(version: &Option<u64>) -> String {
+    version.map_or_else(|| "none (absent)".to_owned(), |v| v.to_string())
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::PreconditionFailed(failed) => ApiError::PreconditionFailed {
+                current: failed.current,
+            },
+            StoreError::Unavailable => ApiError::Unavailable,
+        }
+    }
+}
+
+impl ApiError {
+    /// The status and the machine-readable code, per dialect.
+    fn status(&self, dialect: Dialect) -> (StatusCode, &'static str) {
+        // PyRustKV (FastAPI) answered validation errors with 422; native routes use 400.
+        let invalid = match dialect {
+            Dialect::Compat => StatusCode::UNPROCESSABLE_ENTITY,
+            Dialect::Native => StatusCode::BAD_REQUEST,
+        };
+        match self {
+            ApiError::InvalidBody(_) => (invalid, "invalid_body"),
+            ApiError::InvalidKey(_) => (invalid, "invalid_key"),
+            ApiError::InvalidTtl(_) => (invalid, "invalid_ttl"),
+            ApiError::InvalidHeader(_) => (StatusCode::BAD_REQUEST, "invalid_header"),
+            ApiError::KeyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "key_too_large"),
+            ApiError::ValueTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "value_too_large"),
+            ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::KeyNotFound => (StatusCode::NOT_FOUND, "key_not_found"),
+            ApiError::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
+            ApiError::PreconditionFailed { .. } => {
+                (StatusCode::PRECONDITION_FAILED, "precondition_failed")
+            }
+            ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        }
+    }
+
+    pub fn respond(&self, dialect: Dialect) -> HttpResponse {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a str>,
+            detail: String,
+        }
+        let (status, code) = self.status(dialect);
+        let body = Body {
+            error: (dialect == Dialect::Native).then_some(code),
+            detail: self.to_string(),
+        };
+        HttpResponse::build(status).json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_by_dialect() {
+        let cases = [
+            (ApiError::InvalidBody("x".into()), 422, 400),
+            (ApiError::InvalidTtl("x".into()), 422, 400),
+            (ApiError::KeyTooLarge { limit: 1 }, 413, 413),
+            (
+                ApiError::UnsupportedMediaType("text/plain".into()),
+                415,
+                415,
+            ),
+            (ApiError::KeyNotFound, 404, 404),
+            (ApiError::PreconditionFailed { current: None }, 412, 412),
+            (ApiError::Unavailable, 503, 503),
+        ];
+        for (error, compat, native) in cases {
+            assert_eq!(
+                error.status(Dialect::Compat).0.as_u16(),
+                compat,
+                "{error:?}"
+            );
+            assert_eq!(
+                error.status(Dialect::Native).0.as_u16(),
+                native,
+                "{error:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Turning request parts into validated store inputs: keys, bodies, TTLs, ETags.
+//!
+//! Every check that can reject a request lives here, so handlers only ever see
+//! inputs within the configured limits. Nothing here touches the store.
+
+use actix_web::{
+    HttpRequest,
+    http::header::{self, HeaderName},
+    web::{Bytes, Payload},
+};
+use percent_encoding::percent_decode_str;
+
+use super::{Limits, error::ApiError};
+use crate::store::Tags;
+
+/// The key named by the rest of the path after `prefix`, percent-decoded exactly
+/// once. Read from the raw URI, so `a%2Fb` is the key `a/b` and a literal `/` is
+/// part of the key too.
+pub fn path_key(req: &HttpRequest, prefix: &str, limits: &Limits) -> Result<Box<str>, ApiError> {
+    let raw = req.uri().path().strip_prefix(prefix).unwrap_or_default();
+    let key = percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::InvalidKey("key is not valid UTF-8 once percent-decoded".into()))?;
+    check_key(&key, limits)?;
+    Ok(key.into())
+}
+
+pub fn check_key(key: &str, limits: &Limits) -> Result<(), ApiError> {
+    if key.is_empty() {
+        return Err(ApiError::InvalidKey("key must not be empty".into()));
+    }
+    if key.len() > limits.max_key_bytes {
+        return Err(ApiError::KeyTooLarge {
+            limit: limits.max_key_bytes,
+        });
+    }
+    Ok(())
+}
+
+pub fn check_value(value: &[u8], limits: &Limits) -> Result<(), ApiError> {
+    if value.len() > limits.max_value_bytes {
+        return Err(ApiError::ValueTooLarge {
+            limit: limits.max_value_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Reads a JSON request body: media type checked first (a request without
+/// Content-Type is taken as JSON), then the size, before anything is buffered past
+/// the limit.
+pub async fn json_body(
+    req: &HttpRequest,
+    payload: Payload,
+    limits: &Limits,
+) -> Result<Bytes, ApiError> {
+    check_media_type(req)?;
+    let too_large = ApiError::BodyTooLarge {
+        limit: limits.max_body,
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_body as u64) {
+        return Err(too_large);
+    }
+    match payload.to_bytes_limited(limits.max_body).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(error)) => Err(ApiError::InvalidBody(format!("cannot read body: {error}"))),
+        Err(_) => Err(too_large),
+    }
+}
+
+fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let is_json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(text.to_owned()))
+    }
+}
+
+/// Validates a TTL in seconds and converts it to nanoseconds (at least 1).
+pub fn ttl_nanos(seconds: f64, limits: &Limits) -> Result<u64, ApiError> {
+    if !seconds.is_finite() || seconds <= 0.0 {
+        return Err(ApiError::InvalidTtl(format!(
+            "ttl must be a finite number of seconds > 0, got {seconds}"
+        )));
+    }
+    if seconds > limits.max_ttl_secs {
+        return Err(ApiError::InvalidTtl(format!(
+            "ttl must be at most {} seconds, got {seconds}",
+            limits.max_ttl_secs
+        )));
+    }
+    Ok(((seconds * 1e9).ceil() as u64).max(1))
+}
+
+/// Parses `?ttl=S` from a native route's query string, if present.
+pub fn query_ttl(req: &HttpRequest, limits: &Limits) -> Result<Option<u64>, ApiError> {
+    let ttl = url_pairs(req.query_string()).find(|(name, _)| name == "ttl");
+    let Some((_, text)) = ttl else {
+        return Ok(None);
+    };
+    let seconds: f64 = text.parse().map_err(|_| {
+        ApiError::InvalidTtl(format!("ttl must be a number of seconds, got {text:?}"))
+    })?;
+    ttl_nanos(seconds, limits).map(Some)
+}
+
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |text: &str| {
+                percent_decode_str(&text.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (decode(name), decode(value))
+        })
+}
+
+/// Parses `If-Match` / `If-None-Match`: `*` or a list of entity tags. Tags that are
+/// not one of our versions are kept as "matches nothing".
+pub fn tags(req: &HttpRequest, name: HeaderName) -> Result<Option<Tags>, ApiError> {
+    let Some(value) = req.headers().get(&name) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidHeader(format!("{name} is not valid ASCII")))?
+        .trim();
+    if text == "*" {
+        return Ok(Some(Tags::Any));
+    }
+    let mut versions = Vec::new();
+    for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
+        let opaque = tag.strip_prefix("W/").unwrap_or(tag);
+        let quoted = opaque
+            .strip_prefix('"')
+            .and_then(|rest| rest.strip_suffix('"'));
+        let inner = quoted.ok_or_else(|| {
+            ApiError::InvalidHeader(format!("{name}: {tag} is not a quoted entity tag"))
+        })?;
+        versions.extend(inner.parse::<u64>().ok());
+    }
+    Ok(Some(Tags::Versions(versions)))
+}
+
+/// The `ETag` value for a version.
+pub fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_key_bytes: 8,
+            max_value_bytes: 16,
+            max_body: 64,
+            max_ttl_secs: 100.0,
+        }
+    }
+
+    #[test]
+    fn ttl_table() {
+        let limits = limits();
+        assert_eq!(ttl_nanos(1.5, &limits).unwrap(), 1_500_000_000);
+        assert_eq!(ttl_nanos(1e-12, &limits).unwrap(), 1);
+        assert_eq!(ttl_nanos(100.0, &limits).unwrap(), 100_000_000_000);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 100.001] {
+            assert!(ttl_nanos(bad, &limits).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_are_percent_decoded_once() {
+        let limits = limits();
+        let key = |uri: &str| {
+            path_key(
+                &TestRequest::with_uri(uri).to_http_request(),
+                "/kv/",
+                &limits,
+            )
+        };
+        assert_eq!(&*key("/kv/a%2Fb").unwrap(), "a/b");
+        assert_eq!(&*key("/kv/a/b").unwrap(), "a/b");
+        assert_eq!(&*key("/kv/%2541").unwrap(), "%41");
+        assert_eq!(&*key("/kv/%C3%A9").unwrap(), "é");
+        assert!(matches!(key("/kv/"), Err(ApiError::InvalidKey(_))));
+        assert!(matches!(key("/kv/%FF"), Err(ApiError::InvalidKey(_))));
+        assert!(matches!(
+            key("/kv/123456789"),
+            Err(ApiError::KeyTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn entity_tags() {
+        let parse = |value: &str| {
+            let req = TestRequest::default()
+                .insert_header((header::IF_MATCH, value))
+                .to_http_request();
+            tags(&req, header::IF_MATCH)
+        };
+        assert_eq!(parse("*").unwrap(), Some(Tags::Any));
+        assert_eq!(
+            parse("\"3\", W/\"4\"").unwrap(),
+            Some(Tags::Versions(vec![3, 4]))
+        );
+        assert_eq!(parse("\"abc\"").unwrap(), Some(Tags::Versions(vec![])));
+        assert!(parse("3").is_err());
+    }
+
+    #[test]
+    fn query_ttl_parsing() {
+        let limits = limits();
+        let ttl = |uri: &str| query_ttl(&TestRequest::with_uri(uri).to_http_request(), &limits);
+        assert_eq!(ttl("/v1/kv/a").unwrap(), None);
+        assert_eq!(ttl("/v1/kv/a?ttl=2").unwrap(), Some(2_000_000_000));
+        assert!(ttl("/v1/kv/a?ttl=abc").is_err());
+        assert!(ttl("/v1/kv/a?ttl=").is_err());
+        assert!(ttl("/v1/kv/a?ttl=-1").is_err());
+    }
+}

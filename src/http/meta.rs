@@ -1,0 +1,42 @@
+//! Routes about the server rather than the data: health, statistics, and the JSON
+//! answers for unknown routes and wrong methods.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+
+use super::{
+    AppState,
+    error::{ApiError, Dialect},
+    json_response,
+};
+
+pub async fn health() -> HttpResponse {
+    json_response(StatusCode::OK, r#"{"status":"ok"}"#)
+}
+
+pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.store.stats())
+}
+
+fn dialect(req: &HttpRequest) -> Dialect {
+    if req.path().starts_with("/kv/") {
+        Dialect::Compat
+    } else {
+        Dialect::Native
+    }
+}
+
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let error = ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    };
+    error.respond(dialect(&req))
+}
+
+pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    let error = ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.path().to_owned(),
+    };
+    error.respond(dialect(&req))
+}

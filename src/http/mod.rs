@@ -1,0 +1,81 @@
+//! The HTTP API: routes, handlers, request validation and error mapping.
+//!
+//! `configure` registers every route; `main` (through `server`) and the tests use
+//! the same function. Handlers only use the store's public handle and messages.
+//!
+//! - `compat`: PyRustKV's routes under `/kv/`.
+//! - `native`: `/v1/kv/{key}` with versions, ETags and preconditions.
+//! - `meta`: `/health`, `/v1/stats`, unknown routes and wrong methods.
+//! - `input`: turning request parts into validated inputs.
+//! - `error`: `ApiError` and its mapping to statuses.
+
+mod compat;
+pub mod error;
+mod input;
+mod meta;
+mod native;
+
+use actix_web::{HttpResponse, http::StatusCode, http::header::ContentType, web};
+
+use crate::{config::Config, store::Store};
+
+/// Request limits, taken from the config once.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_key_bytes: usize,
+    pub max_value_bytes: usize,
+    pub max_body: usize,
+    pub max_ttl_secs: f64,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            max_key_bytes: config.store.max_key_bytes,
+            max_value_bytes: config.store.max_value_bytes.as_u64() as usize,
+            max_body: config.server.max_body.as_u64() as usize,
+            max_ttl_secs: config.store.max_ttl.as_secs_f64(),
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct AppState {
+    pub store: Store,
+    pub limits: Limits,
+}
+
+/// Registers every route on `cfg`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let not_allowed = || web::to(meta::method_not_allowed);
+    cfg.service(
+        web::resource("/health")
+            .route(web::get().to(meta::health))
+            .route(web::head().to(meta::health))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/v1/stats")
+            .route(web::get().to(meta::stats))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/v1/kv/{key:.*}")
+            .route(web::get().to(native::get))
+            .route(web::head().to(native::get))
+            .route(web::put().to(native::put))
+            .route(web::delete().to(native::delete))
+            .default_service(not_allowed()),
+    )
+    .service(web::resource("/kv/{rest:.*}").to(compat::dispatch))
+    .default_service(web::to(meta::not_found));
+}
+
+fn json_response(
+    status: StatusCode,
+    body: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::json())
+        .body(body)
+}

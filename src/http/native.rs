@@ -1,0 +1,129 @@
+//! The native routes under `/v1/kv/{key}`: the value is the whole body, versions are
+//! ETags, and `If-Match` / `If-None-Match` make writes conditional.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{StatusCode, header},
+    web::{self, Payload},
+};
+use serde::Serialize;
+
+use super::{
+    AppState,
+    error::{ApiError, Dialect},
+    input, json_response,
+};
+use crate::store::{Delete, Precondition, Put, Tags};
+
+const PREFIX: &str = "/v1/kv/";
+
+fn native(result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    result.unwrap_or_else(|error| error.respond(Dialect::Native))
+}
+
+fn precondition(req: &HttpRequest) -> Result<Precondition, ApiError> {
+    Ok(Precondition {
+        if_match: input::tags(req, header::IF_MATCH)?,
+        if_none_match: input::tags(req, header::IF_NONE_MATCH)?,
+    })
+}
+
+/// `GET` and `HEAD`: the stored JSON, its `ETag`, and `X-Expires-In` (whole seconds,
+/// rounded up) when it has a TTL; 304 when `If-None-Match` names its version.
+pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    native(read(&req, &state))
+}
+
+fn read(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
+    let key = input::path_key(req, PREFIX, &state.limits)?;
+    let if_none_match = input::tags(req, header::IF_NONE_MATCH)?;
+    let entry = state.store.get(&key).ok_or(ApiError::KeyNotFound)?;
+    let etag = input::etag(entry.version());
+    if if_none_match.is_some_and(|tags| tags.matches(entry.version())) {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish());
+    }
+    let mut response = HttpResponse::Ok();
+    response.insert_header((header::ETAG, etag));
+    if let Some(nanos) = state.store.remaining(&entry) {
+        response.insert_header(("X-Expires-In", nanos.div_ceil(1_000_000_000).to_string()));
+    }
+    Ok(response
+        .content_type(header::ContentType::json())
+        .body(entry.value().to_vec()))
+}
+
+#[derive(Serialize)]
+struct WrittenBody<'a> {
+    key: &'a str,
+    version: u64,
+}
+
+/// `PUT /v1/kv/{key}?ttl=S`: 201 if created, 200 if replaced.
+pub async fn put(req: HttpRequest, payload: Payload, state: web::Data<AppState>) -> HttpResponse {
+    native(write(&req, payload, &state).await)
+}
+
+async fn write(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let key = input::path_key(req, PREFIX, &state.limits)?;
+    let ttl = input::query_ttl(req, &state.limits)?;
+    let precondition = precondition(req)?;
+    let body = input::json_body(req, payload, &state.limits).await?;
+    let value = body.trim_ascii();
+    input::check_value(value, &state.limits)?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(value)
+        .map_err(|error| ApiError::InvalidBody(format!("body is not a JSON value: {error}")))?;
+    let put = Put {
+        key,
+        value: value.into(),
+        ttl,
+        precondition,
+    };
+    let key = put.key.clone();
+    let written = state.store.put(put).await?;
+    let status = if written.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = serde_json::to_vec(&WrittenBody {
+        key: &key,
+        version: written.version,
+    })
+    .expect("serializes");
+    let mut response = json_response(status, body);
+    let etag = header::HeaderValue::from_str(&input::etag(written.version)).expect("digits");
+    response.headers_mut().insert(header::ETAG, etag);
+    Ok(response)
+}
+
+/// `DELETE /v1/kv/{key}`: 204, or 404 if absent; `If-Match` as for PUT.
+pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    native(remove(&req, &state).await)
+}
+
+async fn remove(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
+    let key = input::path_key(req, PREFIX, &state.limits)?;
+    let precondition = precondition(req)?;
+    if precondition
+        .if_none_match
+        .as_ref()
+        .is_some_and(|tags| *tags != Tags::Any)
+    {
+        // Only `If-None-Match: *` is meaningful on a delete ("only if absent"), and it
+        // can never succeed in deleting; reject tag lists rather than guess.
+        return Err(ApiError::InvalidHeader(
+            "If-None-Match on DELETE supports only *".into(),
+        ));
+    }
+    let delete = Delete { key, precondition };
+    match state.store.delete(delete).await? {
+        Some(_) => Ok(HttpResponse::NoContent().finish()),
+        None => Err(ApiError::KeyNotFound),
+    }
+}
