@@ -54,7 +54,7 @@ pub async fn dispatch(
             path: path.to_owned(),
         }),
     };
-    result.unwrap_or_else(|error| error.respond(Dialect::Compat))
+    result.unwrap_or_else(|error| error.respond(&req, Dialect::Compat))
 }
 
 async fn insert(

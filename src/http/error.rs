@@ -5,7 +5,10 @@
 //! 500) and renders the body in the route family's dialect: PyRustKV routes answer
 //! `{"detail": ...}` as FastAPI did, native routes `{"error": code, "detail": ...}`.
 
-use actix_web::{HttpResponse, http::StatusCode};
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::{ConnectionType, StatusCode, header},
+};
 use serde::Serialize;
 
 use crate::store::StoreError;
@@ -35,6 +38,8 @@ pub enum ApiError {
     ValueTooLarge { limit: usize },
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge { limit: usize },
+    #[error("cannot read body: {0}")]
+    BodyUnreadable(String),
     #[error("unsupported media type {0:?}: send application/json")]
     UnsupportedMediaType(String),
     #[error("Key not found")]
@@ -80,6 +85,7 @@ impl ApiError {
             ApiError::KeyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "key_too_large"),
             ApiError::ValueTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "value_too_large"),
             ApiError::BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::BodyUnreadable(_) => (StatusCode::BAD_REQUEST, "body_unreadable"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -95,7 +101,29 @@ impl ApiError {
         }
     }
 
-    pub fn respond(&self, dialect: Dialect) -> HttpResponse {
+    /// True for errors found before the request body was read. If the client sent a
+    /// body, the connection is closed with `Connection: close` rather than left with
+    /// unread bytes that would be taken for the next request.
+    fn abandons_body(&self) -> bool {
+        match self {
+            ApiError::BodyTooLarge { .. }
+            | ApiError::BodyUnreadable(_)
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::RouteNotFound { .. }
+            | ApiError::MethodNotAllowed { .. } => true,
+            ApiError::InvalidBody(_)
+            | ApiError::InvalidKey(_)
+            | ApiError::InvalidTtl(_)
+            | ApiError::InvalidHeader(_)
+            | ApiError::KeyTooLarge { .. }
+            | ApiError::ValueTooLarge { .. }
+            | ApiError::KeyNotFound
+            | ApiError::PreconditionFailed { .. }
+            | ApiError::Unavailable => false,
+        }
+    }
+
+    pub fn respond(&self, req: &HttpRequest, dialect: Dialect) -> HttpResponse {
         #[derive(Serialize)]
         struct Body<'a> {
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,8 +135,22 @@ impl ApiError {
             error: (dialect == Dialect::Native).then_some(code),
             detail: self.to_string(),
         };
-        HttpResponse::build(status).json(body)
+        let mut response = HttpResponse::build(status).json(body);
+        if self.abandons_body() && has_body(req) {
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+        response
     }
+}
+
+fn has_body(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|length| length.as_bytes() != b"0");
+    declared || headers.contains_key(header::TRANSFER_ENCODING)
 }
 
 #[cfg(test)]

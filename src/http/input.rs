@@ -67,7 +67,7 @@ pub async fn json_body(
     }
     match payload.to_bytes_limited(limits.max_body).await {
         Ok(Ok(body)) => Ok(body),
-        Ok(Err(error)) => Err(ApiError::InvalidBody(format!("cannot read body: {error}"))),
+        Ok(Err(error)) => Err(ApiError::BodyUnreadable(error.to_string())),
         Err(_) => Err(too_large),
     }
 }

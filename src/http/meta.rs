@@ -30,7 +30,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         method: req.method().to_string(),
         path: req.path().to_owned(),
     };
-    error.respond(dialect(&req))
+    error.respond(&req, dialect(&req))
 }
 
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
@@ -38,5 +38,5 @@ pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
         method: req.method().to_string(),
         path: req.path().to_owned(),
     };
-    error.respond(dialect(&req))
+    error.respond(&req, dialect(&req))
 }

@@ -17,8 +17,8 @@ use crate::store::{Delete, Precondition, Put, Tags};
 
 const PREFIX: &str = "/v1/kv/";
 
-fn native(result: Result<HttpResponse, ApiError>) -> HttpResponse {
-    result.unwrap_or_else(|error| error.respond(Dialect::Native))
+fn native(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    result.unwrap_or_else(|error| error.respond(req, Dialect::Native))
 }
 
 fn precondition(req: &HttpRequest) -> Result<Precondition, ApiError> {
@@ -31,7 +31,7 @@ fn precondition(req: &HttpRequest) -> Result<Precondition, ApiError> {
 /// `GET` and `HEAD`: the stored JSON, its `ETag`, and `X-Expires-In` (whole seconds,
 /// rounded up) when it has a TTL; 304 when `If-None-Match` names its version.
 pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    native(read(&req, &state))
+    native(&req, read(&req, &state))
 }
 
 fn read(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
@@ -62,7 +62,7 @@ struct WrittenBody<'a> {
 
 /// `PUT /v1/kv/{key}?ttl=S`: 201 if created, 200 if replaced.
 pub async fn put(req: HttpRequest, payload: Payload, state: web::Data<AppState>) -> HttpResponse {
-    native(write(&req, payload, &state).await)
+    native(&req, write(&req, payload, &state).await)
 }
 
 async fn write(
@@ -70,10 +70,11 @@ async fn write(
     payload: Payload,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
+    // The body first: an error found later then leaves the connection reusable.
+    let body = input::json_body(req, payload, &state.limits).await?;
     let key = input::path_key(req, PREFIX, &state.limits)?;
     let ttl = input::query_ttl(req, &state.limits)?;
     let precondition = precondition(req)?;
-    let body = input::json_body(req, payload, &state.limits).await?;
     let value = body.trim_ascii();
     input::check_value(value, &state.limits)?;
     serde_json::from_slice::<serde::de::IgnoredAny>(value)
@@ -104,7 +105,7 @@ async fn write(
 
 /// `DELETE /v1/kv/{key}`: 204, or 404 if absent; `If-Match` as for PUT.
 pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    native(remove(&req, &state).await)
+    native(&req, remove(&req, &state).await)
 }
 
 async fn remove(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {

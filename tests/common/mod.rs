@@ -34,7 +34,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", self.body))
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -70,12 +71,16 @@ impl TestServer {
             let system = actix_web::rt::System::new();
             system.block_on(async move {
                 let running = rustkv::server::start(&config, clock).expect("server starts");
-                sender.send((running.addrs[0], running.server.handle())).unwrap();
+                sender
+                    .send((running.addrs[0], running.server.handle()))
+                    .unwrap();
                 running.server.await.unwrap();
                 running.store.stop();
             });
         });
-        let (addr, handle) = receiver.recv_timeout(Duration::from_secs(10)).expect("server came up");
+        let (addr, handle) = receiver
+            .recv_timeout(Duration::from_secs(10))
+            .expect("server came up");
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
             .max_idle_connections_per_host(64)
@@ -91,10 +96,19 @@ impl TestServer {
 
     /// Moves the mock clock forward (panics on a real-clock server).
     pub fn advance(&self, duration: Duration) {
-        self.mock.as_ref().expect("server runs on a mock clock").increment(duration);
+        self.mock
+            .as_ref()
+            .expect("server runs on a mock clock")
+            .increment(duration);
     }
 
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Reply {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Reply {
         let mut request = self.agent.request(method, &format!("{}{path}", self.base));
         for (name, value) in headers {
             request = request.set(name, value);
@@ -117,7 +131,11 @@ impl TestServer {
             })
             .collect();
         let body = response.into_string().expect("readable body");
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -131,7 +149,12 @@ impl TestServer {
     /// `PUT /kv/insert` with a JSON body.
     pub fn insert(&self, body: Value) -> Reply {
         let bytes = serde_json::to_vec(&body).unwrap();
-        self.request("PUT", "/kv/insert", &[("Content-Type", "application/json")], Some(&bytes))
+        self.request(
+            "PUT",
+            "/kv/insert",
+            &[("Content-Type", "application/json")],
+            Some(&bytes),
+        )
     }
 
     /// PyRustKV-style put: `{"key", "value", "ttl"}`; asserts success.
@@ -197,7 +220,9 @@ fn futures_executor(future: impl std::future::Future<Output = ()>) {
 pub fn encode(key: &str) -> String {
     key.bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => (byte as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (byte as char).to_string()
+            }
             _ => format!("%{byte:02X}"),
         })
         .collect()
