@@ -1,0 +1,42 @@
+//! Active expiry on the real clock: the timer wheel reclaims expired entries without
+//! any request touching them, within one tick plus the wheel's finest span, and the
+//! memory account returns to zero.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use serde_json::json;
+
+#[test]
+fn wheel_reclaims_untouched_entries_promptly() {
+    let server = TestServer::start("[store]\ncapacity = 100000\npartitions = 2\ntick = \"20ms\"\n");
+    for index in 0..200 {
+        server.put(&format!("k{index}"), json!({"index": index}), Some(0.2));
+    }
+    server.put("forever", json!(1), None);
+    let written = Instant::now();
+    assert_eq!(server.stats()["keys"], 201);
+    let stats = server.wait_for_stats(Duration::from_secs(5), |stats| stats["keys"] == 1);
+    let elapsed = written.elapsed();
+    // Deadline 200 ms + tick 20 ms + finest span 17 ms, with slack for a busy machine.
+    assert!(elapsed < Duration::from_millis(1200), "reclaimed after {elapsed:?}");
+    assert_eq!(stats["expirations"], 200);
+    assert_eq!(stats["evictions_capacity"], 0);
+    let one_entry = stats["memory"].as_u64().unwrap();
+    assert!(one_entry > 0 && one_entry < 512, "only `forever` is charged: {stats}");
+    assert_eq!(server.value("forever"), Some(json!(1)));
+}
+
+#[test]
+fn expired_entries_are_misses_before_the_wheel_runs() {
+    // A one-second tick: reads must not wait for it.
+    let server = TestServer::start_mocked("[store]\ntick = \"1s\"\n");
+    server.put("k", json!("v"), Some(5.0));
+    server.advance(Duration::from_secs(5));
+    assert_eq!(server.value("k"), None);
+    let stats = server.stats();
+    assert_eq!(stats["expired_reads"], 1);
+    assert_eq!(stats["misses"], 1);
+}
