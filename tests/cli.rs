@@ -11,7 +11,11 @@ use std::{
 const BINARY: &str = env!("CARGO_BIN_EXE_rustkv");
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(text: &str) -> tempfile_path::Path {
@@ -24,7 +28,11 @@ mod tempfile_path {
 
     impl Path {
         pub fn new(text: &str) -> Self {
-            let name = format!("rustkv-test-{}-{:?}.toml", std::process::id(), std::thread::current().id());
+            let name = format!(
+                "rustkv-test-{}-{:?}.toml",
+                std::process::id(),
+                std::thread::current().id()
+            );
             let path = std::env::temp_dir().join(name.replace(['(', ')'], ""));
             std::fs::write(&path, text).unwrap();
             Path(path)
@@ -40,7 +48,9 @@ mod tempfile_path {
 
 fn http(port: u16, request: &str) -> String {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut reply = String::new();
     stream.read_to_string(&mut reply).unwrap();
@@ -50,7 +60,10 @@ fn http(port: u16, request: &str) -> String {
 fn wait_until_listening(port: u16) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "server never listened on {port}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "server never listened on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -58,17 +71,28 @@ fn wait_until_listening(port: u16) {
 #[test]
 fn invalid_config_stops_startup_naming_the_key() {
     let config = write_config("[store]\ncapacity = 0\n");
-    let output = Command::new(BINARY).arg("--config").arg(&config.0).output().unwrap();
+    let output = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config.0)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("store.capacity"), "{stderr}");
 
-    let output = Command::new(BINARY).args(["--config", "/nonexistent/rustkv.toml"]).output().unwrap();
+    let output = Command::new(BINARY)
+        .args(["--config", "/nonexistent/rustkv.toml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/rustkv.toml"));
 
     let config = write_config("[server]\nprot = 1\n");
-    let output = Command::new(BINARY).arg("--config").arg(&config.0).output().unwrap();
+    let output = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config.0)
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("prot"));
 }
 
@@ -90,21 +114,43 @@ fn serve_then_signal(signal: &str) {
         body.len()
     );
     assert!(http(port, &put).starts_with("HTTP/1.1 200"));
-    let stats = http(port, "GET /v1/stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
-    assert!(stats.contains("\"capacity\":7"), "--capacity overrides the file: {stats}");
-    Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    let stats = http(
+        port,
+        "GET /v1/stats HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        stats.contains("\"capacity\":7"),
+        "--capacity overrides the file: {stats}"
+    );
+    Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "no exit after SIG{signal}");
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no exit after SIG{signal}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "exit status after SIG{signal}");
-    let log: Vec<String> = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok).collect();
-    assert!(log.iter().any(|line| line.contains(&format!("SIG{signal} received"))), "{log:#?}");
-    assert!(log.iter().any(|line| line.contains("rustkv stopped")), "{log:#?}");
+    let log: Vec<String> = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(
+        log.iter()
+            .any(|line| line.contains(&format!("SIG{signal} received"))),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter().any(|line| line.contains("rustkv stopped")),
+        "{log:#?}"
+    );
 }
 
 #[test]

@@ -24,14 +24,26 @@ fn value(writer: usize, round: usize) -> Value {
 
 fn assert_whole(value: &Value) {
     assert_eq!(value["tag"], value["again"], "torn value: {value}");
-    let round: usize = value["tag"].as_str().unwrap().split('r').nth(1).unwrap().parse().unwrap();
-    assert_eq!(value["pad"].as_str().unwrap().len(), 512 + round % 7, "torn pad: {value}");
+    let round: usize = value["tag"]
+        .as_str()
+        .unwrap()
+        .split('r')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        value["pad"].as_str().unwrap().len(),
+        512 + round % 7,
+        "torn pad: {value}"
+    );
 }
 
 #[test]
 fn shared_and_distinct_keys_under_load_stay_within_capacity() {
     // Four partitions of 64 entries: writers overflow them, so eviction runs concurrently.
-    let server = TestServer::start("[store]\ncapacity = 256\npartitions = 4\n[server]\nworkers = 2\n");
+    let server =
+        TestServer::start("[store]\ncapacity = 256\npartitions = 4\n[server]\nworkers = 2\n");
     let done = AtomicBool::new(false);
     let max_seen = thread::scope(|scope| {
         let watcher = scope.spawn(|| {
@@ -40,7 +52,10 @@ fn shared_and_distinct_keys_under_load_stay_within_capacity() {
                 let stats = server.stats();
                 let keys = stats["keys"].as_u64().unwrap();
                 for partition in stats["partitions"].as_array().unwrap() {
-                    assert!(partition["keys"].as_u64() <= partition["capacity"].as_u64(), "{partition}");
+                    assert!(
+                        partition["keys"].as_u64() <= partition["capacity"].as_u64(),
+                        "{partition}"
+                    );
                 }
                 max_keys = max_keys.max(keys);
                 thread::sleep(Duration::from_millis(2));
@@ -60,14 +75,17 @@ fn shared_and_distinct_keys_under_load_stay_within_capacity() {
                             assert_whole(&read);
                         }
                         if round % 10 == 0 {
-                            let reply = server.delete(&format!("/kv/delete/own-{writer}-{}", round / 2));
+                            let reply =
+                                server.delete(&format!("/kv/delete/own-{writer}-{}", round / 2));
                             assert_eq!(reply.status, 200);
                         }
                     }
                 })
             })
             .collect();
-        workers.into_iter().for_each(|worker| worker.join().unwrap());
+        workers
+            .into_iter()
+            .for_each(|worker| worker.join().unwrap());
         done.store(true, Ordering::Relaxed);
         watcher.join().unwrap()
     });
@@ -77,9 +95,18 @@ fn shared_and_distinct_keys_under_load_stay_within_capacity() {
     let writes = (THREADS * OPS_PER_THREAD * 2) as u64;
     let inserts = stats["inserts"].as_u64().unwrap();
     let updates = stats["updates"].as_u64().unwrap();
-    assert_eq!(inserts + updates, writes, "every write counted once: {stats}");
-    let removed = stats["evictions_capacity"].as_u64().unwrap() + stats["deletes"].as_u64().unwrap();
-    assert_eq!(inserts - removed, 256, "inserts minus removals is what is left: {stats}");
+    assert_eq!(
+        inserts + updates,
+        writes,
+        "every write counted once: {stats}"
+    );
+    let removed =
+        stats["evictions_capacity"].as_u64().unwrap() + stats["deletes"].as_u64().unwrap();
+    assert_eq!(
+        inserts - removed,
+        256,
+        "inserts minus removals is what is left: {stats}"
+    );
 }
 
 #[test]

@@ -21,11 +21,17 @@ fn wheel_reclaims_untouched_entries_promptly() {
     let stats = server.wait_for_stats(Duration::from_secs(5), |stats| stats["keys"] == 1);
     let elapsed = written.elapsed();
     // Deadline 200 ms + tick 20 ms + finest span 17 ms, with slack for a busy machine.
-    assert!(elapsed < Duration::from_millis(1200), "reclaimed after {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(1200),
+        "reclaimed after {elapsed:?}"
+    );
     assert_eq!(stats["expirations"], 200);
     assert_eq!(stats["evictions_capacity"], 0);
     let one_entry = stats["memory"].as_u64().unwrap();
-    assert!(one_entry > 0 && one_entry < 512, "only `forever` is charged: {stats}");
+    assert!(
+        one_entry > 0 && one_entry < 512,
+        "only `forever` is charged: {stats}"
+    );
     assert_eq!(server.value("forever"), Some(json!(1)));
 }
 
