@@ -10,7 +10,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, Zipf};
-use rustkv::store::{Limits, PartitionState, Precondition, Put, Shared};
+use rustkv::store::{Entry, Limits, PartitionState, Precondition, Put, Shared};
 
 const KEYS: u64 = 100_000;
 const OPS: usize = 10_000;
@@ -26,8 +26,7 @@ fn zipf_keys(seed: u64, count: usize) -> Vec<String> {
 
 fn put(key: &str, ttl: Option<u64>) -> Put {
     Put {
-        key: key.into(),
-        value: VALUE.into(),
+        entry: Entry::new(key, VALUE),
         ttl,
         precondition: Precondition::default(),
     }

@@ -19,7 +19,7 @@ use super::{
     error::{ApiError, Dialect},
     input, json_response,
 };
-use crate::store::{Delete, Precondition, Put};
+use crate::store::{Delete, Entry, Precondition, Put};
 
 const SUCCESS: &str = r#"{"status":"success"}"#;
 const PREFIX: &str = "/kv/";
@@ -85,9 +85,8 @@ fn parse_insert(body: &[u8], state: &AppState) -> Result<Put, ApiError> {
         .map(|seconds| input::ttl_nanos(seconds, &state.limits))
         .transpose()?;
     Ok(Put {
-        key: insert.key.into(),
         // An exact-size copy: a slice of the request would pin its receive buffer.
-        value: value.into(),
+        entry: Entry::new(&insert.key, value),
         ttl,
         precondition: Precondition::default(),
     })

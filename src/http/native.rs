@@ -13,7 +13,7 @@ use super::{
     error::{ApiError, Dialect},
     input, json_response,
 };
-use crate::store::{Delete, Precondition, Put, Tags};
+use crate::store::{Delete, Entry, Precondition, Put, Tags};
 
 const PREFIX: &str = "/v1/kv/";
 
@@ -80,12 +80,10 @@ async fn write(
     serde_json::from_slice::<serde::de::IgnoredAny>(value)
         .map_err(|error| ApiError::InvalidBody(format!("body is not a JSON value: {error}")))?;
     let put = Put {
-        key,
-        value: value.into(),
+        entry: Entry::new(&key, value),
         ttl,
         precondition,
     };
-    let key = put.key.clone();
     let written = state.store.put(put).await?;
     let status = if written.created {
         StatusCode::CREATED

@@ -1,72 +1,117 @@
-//! One stored key: what a reader needs, immutable once published.
+//! One stored key and its value, in a single allocation, immutable once published.
 //!
-//! A write never changes an `Entry` in place; it publishes a new one with a new
-//! version, so a reader holding an `Arc<Entry>` always sees a whole value (never a
-//! torn one) without any lock. The key lives only here: the skiplist indexes entries
-//! through `EntryKey`, and the LRU slab holds the same `Arc`, so there is one copy.
+//! An `Entry` is an `Arc<[u8]>` laid out as a 24-byte header (version, deadline,
+//! LRU slot, key length), then the key, then the value. One allocation per entry is
+//! what keeps memory per key low: the skiplist indexes entries by this same `Arc`
+//! (its key borrows the bytes) and the LRU slab holds another reference to it, so
+//! the key is stored once.
+//!
+//! The HTTP handler builds the entry (the only allocation of a write) and the actor
+//! stamps version, deadline and slot into the header while it still holds the only
+//! reference (`Arc::get_mut`), before publishing it. After that a write never changes
+//! an entry: it publishes a new one, so a reader holding an `Entry` always sees a
+//! whole value, never a torn one, without any lock.
 
-use std::{borrow::Borrow, cmp::Ordering, sync::Arc};
+use std::{borrow::Borrow, cmp::Ordering, fmt, sync::Arc};
 
 /// Deadline meaning "no TTL".
 pub const NEVER: u64 = u64::MAX;
 
-/// Approximate bytes an entry costs beyond its key and value: the `Arc` block and
-/// this struct (~72), the skiplist node and its tower (~48 on average), the LRU slab
-/// cell (~24) and the timer-wheel node (~24). Used for `max_memory` accounting.
-pub const ENTRY_OVERHEAD: u64 = 168;
+/// Approximate bytes an entry costs beyond its key and value: the `Arc` counts (16)
+/// and header (24), the skiplist node with its average tower (~40), the LRU slab cell
+/// (24) and allocator rounding. Used for `max_memory` accounting.
+pub const ENTRY_OVERHEAD: u64 = 120;
 
-#[derive(Debug)]
-pub struct Entry {
-    key: Box<str>,
-    /// The value as validated JSON text, served as is: a GET never re-serializes.
-    value: Box<[u8]>,
-    /// Unique per key for the life of the process (the partition's write counter).
-    version: u64,
-    /// Nanoseconds on the store's clock; `NEVER` if the entry has no TTL.
-    deadline: u64,
-    /// The entry's LRU slab index, so a reader can report a hit without a lookup.
-    slot: u32,
+const VERSION: usize = 0;
+const DEADLINE: usize = 8;
+const SLOT: usize = 16;
+const KEY_LEN: usize = 20;
+const HEADER: usize = 24;
+
+#[derive(Clone)]
+pub struct Entry(Arc<[u8]>);
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
 impl Entry {
-    pub fn new(key: Box<str>, value: Box<[u8]>, version: u64, deadline: u64, slot: u32) -> Self {
-        Self {
-            key,
-            value,
-            version,
-            deadline,
-            slot,
+    /// A new, unpublished entry: version 0, no deadline, slot 0 until `stamp`ed.
+    pub fn new(key: &str, value: &[u8]) -> Self {
+        let key_len = u32::try_from(key.len()).expect("keys are limited far below 4 GiB");
+        let mut bytes = Vec::with_capacity(HEADER + key.len() + value.len());
+        bytes.extend_from_slice(&0u64.to_le_bytes());
+        bytes.extend_from_slice(&NEVER.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&key_len.to_le_bytes());
+        bytes.extend_from_slice(key.as_bytes());
+        bytes.extend_from_slice(value);
+        Entry(Arc::from(bytes))
+    }
+
+    /// Writes the header fields the actor decides. Copies the entry if it has already
+    /// been shared (never the case on the write path, but cheap insurance).
+    pub fn stamp(&mut self, version: u64, deadline: u64, slot: u32) {
+        if Arc::get_mut(&mut self.0).is_none() {
+            self.0 = Arc::from(&self.0[..]);
         }
+        let bytes = Arc::get_mut(&mut self.0).expect("unique after copy");
+        bytes[VERSION..VERSION + 8].copy_from_slice(&version.to_le_bytes());
+        bytes[DEADLINE..DEADLINE + 8].copy_from_slice(&deadline.to_le_bytes());
+        bytes[SLOT..SLOT + 4].copy_from_slice(&slot.to_le_bytes());
     }
 
+    fn key_len(&self) -> usize {
+        read_u32(&self.0, KEY_LEN) as usize
+    }
+
+    pub fn key_bytes(&self) -> &[u8] {
+        &self.0[HEADER..HEADER + self.key_len()]
+    }
+
+    /// The key as text (it was a `&str` when the entry was built).
     pub fn key(&self) -> &str {
-        &self.key
+        std::str::from_utf8(self.key_bytes()).expect("built from a str")
     }
 
+    /// The value as validated JSON text, served as is: a GET never re-serializes.
     pub fn value(&self) -> &[u8] {
-        &self.value
+        &self.0[HEADER + self.key_len()..]
     }
 
+    /// Unique per key for the life of the process (the partition's write counter).
     pub fn version(&self) -> u64 {
-        self.version
+        read_u64(&self.0, VERSION)
     }
 
+    /// Nanoseconds on the store's clock, if the entry has a TTL.
     pub fn deadline(&self) -> Option<u64> {
-        (self.deadline != NEVER).then_some(self.deadline)
+        let deadline = read_u64(&self.0, DEADLINE);
+        (deadline != NEVER).then_some(deadline)
     }
 
+    /// The entry's LRU slab index, so a reader can report a hit without a lookup.
     pub fn slot(&self) -> u32 {
-        self.slot
+        read_u32(&self.0, SLOT)
     }
 
     /// True once `now` has reached the deadline: from then on the entry is a miss.
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= self.deadline
+        now >= read_u64(&self.0, DEADLINE)
     }
 
     /// The approximate memory the entry is charged for.
     pub fn charge(&self) -> u64 {
-        charge(self.key.len(), self.value.len())
+        charge(self.key_len(), self.value().len())
+    }
+
+    /// True if both handles name the same published entry.
+    pub fn same(&self, other: &Entry) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -75,33 +120,82 @@ pub fn charge(key_len: usize, value_len: usize) -> u64 {
     (key_len + value_len) as u64 + ENTRY_OVERHEAD
 }
 
-/// The skiplist key: an entry, ordered and looked up by its key string.
-#[derive(Clone, Debug)]
-pub struct EntryKey(pub Arc<Entry>);
-
-impl Borrow<str> for EntryKey {
-    fn borrow(&self) -> &str {
-        &self.0.key
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &self.key())
+            .field("value", &String::from_utf8_lossy(self.value()))
+            .field("version", &self.version())
+            .field("deadline", &self.deadline())
+            .field("slot", &self.slot())
+            .finish()
     }
 }
 
-impl PartialEq for EntryKey {
+// The skiplist orders and finds entries by key bytes, which order like the `str`s.
+impl Borrow<[u8]> for Entry {
+    fn borrow(&self) -> &[u8] {
+        self.key_bytes()
+    }
+}
+
+impl PartialEq for Entry {
     fn eq(&self, other: &Self) -> bool {
-        self.0.key == other.0.key
+        self.key_bytes() == other.key_bytes()
     }
 }
 
-impl Eq for EntryKey {}
+impl Eq for Entry {}
 
-impl PartialOrd for EntryKey {
+impl PartialOrd for Entry {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for EntryKey {
-    // Must agree with `str`'s order, since lookups borrow the key as `&str`.
+impl Ord for Entry {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.0.key.cmp(&other.0.key)
+        self.key_bytes().cmp(other.key_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_key_and_value_are_intact() {
+        let mut entry = Entry::new("clé", br#"{"a":[1,2]}"#);
+        assert_eq!(
+            (entry.version(), entry.deadline(), entry.slot()),
+            (0, None, 0)
+        );
+        entry.stamp(u64::MAX - 1, 12_345, u32::MAX - 1);
+        assert_eq!(entry.key(), "clé");
+        assert_eq!(entry.value(), br#"{"a":[1,2]}"#);
+        assert_eq!(entry.version(), u64::MAX - 1);
+        assert_eq!(entry.deadline(), Some(12_345));
+        assert_eq!(entry.slot(), u32::MAX - 1);
+        assert!(!entry.is_expired(12_344));
+        assert!(entry.is_expired(12_345));
+    }
+
+    #[test]
+    fn stamping_a_shared_entry_leaves_the_other_handle_alone() {
+        let mut entry = Entry::new("k", b"1");
+        let published = entry.clone();
+        entry.stamp(7, NEVER, 3);
+        assert_eq!(published.version(), 0);
+        assert_eq!(entry.version(), 7);
+        assert!(!entry.same(&published));
+    }
+
+    #[test]
+    fn empty_value_and_order_by_key_bytes() {
+        let a = Entry::new("a", b"");
+        let b = Entry::new("b", b"zzz");
+        assert_eq!(a.value(), b"");
+        assert!(a < b);
+        assert_eq!(a, Entry::new("a", b"other"));
     }
 }

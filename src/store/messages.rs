@@ -5,6 +5,8 @@
 
 use actix::Message;
 
+use super::entry::Entry;
+
 /// An entity-tag list from `If-Match` / `If-None-Match`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tags {
@@ -53,12 +55,12 @@ pub struct PreconditionFailed {
     pub current: Option<u64>,
 }
 
-/// Insert or replace `key` with `value` (validated JSON text).
+/// Insert or replace the entry's key with it. The entry is unpublished (built by
+/// the handler with `Entry::new`); the actor stamps its version, deadline and slot.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Written, PreconditionFailed>")]
 pub struct Put {
-    pub key: Box<str>,
-    pub value: Box<[u8]>,
+    pub entry: Entry,
     /// Time to live in nanoseconds; `None` means no expiry.
     pub ttl: Option<u64>,
     pub precondition: Precondition,

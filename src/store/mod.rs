@@ -130,7 +130,7 @@ impl Store {
     }
 
     /// Reads `key` without a lock or a message; `None` if absent or expired.
-    pub fn get(&self, key: &str) -> Option<Arc<Entry>> {
+    pub fn get(&self, key: &str) -> Option<Entry> {
         self.partition(key).shared.get(key, self.now())
     }
 
@@ -142,7 +142,7 @@ impl Store {
     }
 
     pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
-        let partition = self.partition(&put.key);
+        let partition = self.partition(put.entry.key());
         Ok(partition.addr.send(put).await??)
     }
 

@@ -7,15 +7,10 @@
 //! overload but exact for a sequential client (the actor drains the queue before each
 //! write).
 
-use std::sync::Arc;
-
 use crossbeam::queue::ArrayQueue;
 use crossbeam_skiplist::SkipMap;
 
-use super::{
-    entry::{Entry, EntryKey},
-    stats::Counters,
-};
+use super::{entry::Entry, stats::Counters};
 
 /// Hits buffered per partition between two drains (a write or a tick).
 pub const READ_BUFFER: usize = 4096;
@@ -30,7 +25,7 @@ pub struct Hit {
 
 #[derive(Debug)]
 pub struct Shared {
-    pub(super) map: SkipMap<EntryKey, ()>,
+    pub(super) map: SkipMap<Entry, ()>,
     pub(super) reads: ArrayQueue<Hit>,
     pub counters: Counters,
 }
@@ -48,12 +43,12 @@ impl Default for Shared {
 impl Shared {
     /// Looks `key` up as of `now`: an entry past its deadline is a miss at once,
     /// whether or not the wheel has reclaimed it yet. A hit is reported for LRU.
-    pub fn get(&self, key: &str, now: u64) -> Option<Arc<Entry>> {
-        let Some(found) = self.map.get(key) else {
+    pub fn get(&self, key: &str, now: u64) -> Option<Entry> {
+        let Some(found) = self.map.get(key.as_bytes()) else {
             Counters::bump(&self.counters.misses);
             return None;
         };
-        let entry = Arc::clone(&found.key().0);
+        let entry = found.key().clone();
         if entry.is_expired(now) {
             Counters::bump(&self.counters.misses);
             Counters::bump(&self.counters.expired_reads);
@@ -71,7 +66,7 @@ impl Shared {
     }
 
     /// Looks `key` up without counting or reporting anything (the actor's own view).
-    pub(super) fn peek(&self, key: &str) -> Option<Arc<Entry>> {
-        self.map.get(key).map(|found| Arc::clone(&found.key().0))
+    pub(super) fn peek(&self, key: &[u8]) -> Option<Entry> {
+        self.map.get(key).map(|found| found.key().clone())
     }
 }

@@ -8,7 +8,7 @@
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 use super::{
-    entry::{self, Entry, EntryKey, NEVER},
+    entry::{Entry, NEVER},
     lru::Lru,
     messages::{Delete, PreconditionFailed, Put, Written},
     shared::Shared,
@@ -36,7 +36,7 @@ pub struct Limits {
 #[derive(Debug)]
 pub struct PartitionState {
     shared: Arc<Shared>,
-    lru: Lru<Arc<Entry>>,
+    lru: Lru<Entry>,
     wheel: TimerWheel,
     limits: Limits,
     memory: u64,
@@ -95,7 +95,7 @@ impl PartitionState {
     pub fn put(&mut self, put: Put, now: u64) -> Result<Written, PreconditionFailed> {
         self.drain_reads();
         self.expire(now);
-        let current = self.live(&put.key, now);
+        let current = self.live(put.entry.key_bytes(), now);
         let current_version = current.as_ref().map(|entry| entry.version());
         if !put.precondition.allows(current_version) {
             return Err(PreconditionFailed {
@@ -117,7 +117,7 @@ impl PartitionState {
     pub fn delete(&mut self, delete: &Delete, now: u64) -> Result<Option<u64>, PreconditionFailed> {
         self.drain_reads();
         self.expire(now);
-        let current = self.live(&delete.key, now);
+        let current = self.live(delete.key.as_bytes(), now);
         let current_version = current.as_ref().map(|entry| entry.version());
         if !delete.precondition.allows(current_version) {
             return Err(PreconditionFailed {
@@ -134,7 +134,7 @@ impl PartitionState {
 
     /// The key's entry if it is present and not expired. An expired one found here is
     /// reclaimed at once, so the write that follows sees the key as absent.
-    fn live(&mut self, key: &str, now: u64) -> Option<Arc<Entry>> {
+    fn live(&mut self, key: &[u8], now: u64) -> Option<Entry> {
         let entry = self.shared.peek(key)?;
         if entry.is_expired(now) {
             self.evict(entry.slot(), Removal::Expired);
@@ -145,12 +145,13 @@ impl PartitionState {
 
     fn replace(&mut self, old: &Entry, put: Put, deadline: u64) -> Written {
         let slot = old.slot();
-        let entry = Arc::new(Entry::new(put.key, put.value, self.version, deadline, slot));
+        let mut entry = put.entry;
+        entry.stamp(self.version, deadline, slot);
         self.memory = self.memory - old.charge() + entry.charge();
         self.schedule(slot, deadline);
         self.lru.touch(slot);
-        *self.lru.get_mut(slot).expect("live entry has a slot") = Arc::clone(&entry);
-        self.shared.map.insert(EntryKey(entry), ());
+        *self.lru.get_mut(slot).expect("live entry has a slot") = entry.clone();
+        self.shared.map.insert(entry, ());
         Counters::bump(&self.shared.counters.updates);
         // A larger value may push the partition over its memory budget.
         while self.memory > self.limits.max_memory && self.lru.len() > 1 {
@@ -163,17 +164,17 @@ impl PartitionState {
     }
 
     fn insert(&mut self, put: Put, deadline: u64, now: u64) -> Written {
-        let charge = entry::charge(put.key.len(), put.value.len());
+        let charge = put.entry.charge();
         self.make_room(charge, now);
         let version = self.version;
-        let (key, value) = (put.key, put.value);
-        let slot = self
-            .lru
-            .insert_with(|slot| Arc::new(Entry::new(key, value, version, deadline, slot)));
-        let entry = Arc::clone(self.lru.get(slot).expect("just inserted"));
+        let mut entry = put.entry;
+        let slot = self.lru.insert_with(|slot| {
+            entry.stamp(version, deadline, slot);
+            entry.clone()
+        });
         self.memory += charge;
         self.schedule(slot, deadline);
-        self.shared.map.insert(EntryKey(entry), ());
+        self.shared.map.insert(entry, ());
         Counters::bump(&self.shared.counters.inserts);
         Written {
             created: true,
@@ -225,7 +226,7 @@ impl PartitionState {
         };
         self.wheel.deschedule(slot);
         self.memory -= entry.charge();
-        self.shared.map.remove(entry.key());
+        self.shared.map.remove(entry.key_bytes());
     }
 
     fn schedule(&mut self, slot: u32, deadline: u64) {
@@ -280,9 +281,9 @@ impl PartitionState {
         for entry in self.lru.iter() {
             let indexed = self
                 .shared
-                .peek(entry.key())
+                .peek(entry.key_bytes())
                 .expect("entry missing from skiplist");
-            assert!(Arc::ptr_eq(&indexed, entry), "skiplist holds another entry");
+            assert!(indexed.same(entry), "skiplist holds another entry");
             assert_eq!(self.wheel.deadline(entry.slot()), entry.deadline());
         }
     }

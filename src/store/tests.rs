@@ -24,8 +24,7 @@ fn state(capacity: u64, max_memory: u64) -> PartitionState {
 
 fn put(key: &str, value: &str, ttl: Option<u64>) -> Put {
     Put {
-        key: key.into(),
-        value: value.as_bytes().into(),
+        entry: Entry::new(key, value.as_bytes()),
         ttl,
         precondition: Precondition::default(),
     }
