@@ -49,6 +49,18 @@ pub struct StoreConfig {
     pub max_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
+    pub placement: Placement,
+}
+
+/// Where partition actors run.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// On the HTTP worker threads, partitions dealt round-robin: a write to a
+    /// partition of the worker that received it needs no cross-thread hop.
+    Workers,
+    /// On dedicated arbiter threads, at most one per core.
+    Arbiters,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -80,6 +92,7 @@ impl Default for StoreConfig {
             // humantime's year is 365.25 days.
             max_ttl: Duration::from_secs(10 * 31_557_600),
             tick: Duration::from_millis(100),
+            placement: Placement::Workers,
         }
     }
 }

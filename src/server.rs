@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, dev::Server, web};
 use log::info;
 
 use crate::{
-    config::Config,
+    config::{Config, Placement},
     http::{self, AppState, Limits},
     store::Store,
 };
@@ -29,12 +29,18 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
         store: store.clone(),
         limits: Limits::from_config(config),
     });
+    let workers = config.server.resolved_workers();
+    let attach = (config.store.placement == Placement::Workers).then(|| store.clone());
     let server = HttpServer::new(move || {
+        // Runs on each worker thread as it starts: adopt this worker's partitions.
+        if let Some(store) = &attach {
+            store.attach_worker_thread(workers);
+        }
         App::new()
             .app_data(state.clone())
             .configure(http::configure)
     })
-    .workers(config.server.resolved_workers())
+    .workers(workers)
     .shutdown_timeout(config.server.shutdown_timeout.as_secs())
     .client_request_timeout(Duration::from_secs(5))
     .disable_signals()

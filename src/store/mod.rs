@@ -20,7 +20,9 @@ mod wheel;
 
 use std::{
     hash::{BuildHasher, RandomState},
-    sync::Arc,
+    sync::{Arc, Mutex, OnceLock},
+    thread::{self, ThreadId},
+    time::Duration,
 };
 
 use actix::{Actor, Addr, Arbiter, MailboxError};
@@ -33,7 +35,7 @@ pub use shared::Shared;
 pub use state::{Limits, PartitionState};
 pub use stats::PartitionStats;
 
-use crate::config::StoreConfig;
+use crate::config::{Placement, StoreConfig};
 use partition::Partition;
 
 /// Why a write did not happen.
@@ -59,10 +61,17 @@ impl From<PreconditionFailed> for StoreError {
 }
 
 struct PartitionHandle {
-    addr: Addr<Partition>,
+    /// Set once the actor runs: at start with `Placement::Arbiters`, when its HTTP
+    /// worker thread attaches with `Placement::Workers`.
+    addr: OnceLock<Addr<Partition>>,
+    /// The actor waiting for its thread (`Placement::Workers` only).
+    pending: Mutex<Option<Partition>>,
     shared: Arc<Shared>,
     limits: Limits,
 }
+
+/// How long a write waits for its partition's worker thread to come up at start-up.
+const ATTACH_WAIT: Duration = Duration::from_secs(5);
 
 struct Inner {
     partitions: Box<[PartitionHandle]>,
@@ -70,6 +79,8 @@ struct Inner {
     hasher: RandomState,
     clock: StoreClock,
     arbiters: Vec<Arbiter>,
+    /// Worker threads that have attached, in order (their index is their position).
+    attached: Mutex<Vec<ThreadId>>,
 }
 
 /// A cheap, cloneable handle to the running store.
@@ -87,36 +98,88 @@ pub struct StoreStats {
 }
 
 impl Store {
-    /// Starts the partition actors on their own arbiters. Must be called inside a
-    /// running actix `System`.
+    /// Creates the partitions. With `Placement::Arbiters` their actors start now on
+    /// dedicated arbiters (at most one per core); with `Placement::Workers` they wait
+    /// for `attach_worker_thread`. Must be called inside a running actix `System`.
     pub fn start(config: &StoreConfig, clock: quanta::Clock) -> Store {
         let clock = StoreClock::new(clock);
         let count = config.resolved_partitions();
-        let arbiters: Vec<Arbiter> = (0..count.min(cores())).map(|_| Arbiter::new()).collect();
-        let partitions = split_limits(config, count)
+        let partitions: Box<[PartitionHandle]> = split_limits(config, count)
             .into_iter()
-            .enumerate()
-            .map(|(index, limits)| {
+            .map(|limits| {
                 let shared = Arc::new(Shared::default());
                 let state = PartitionState::new(Arc::clone(&shared), limits, clock.now());
                 let partition = Partition::new(state, clock.clone(), config.tick);
-                let arbiter = &arbiters[index % arbiters.len()];
-                let addr = Partition::start_in_arbiter(&arbiter.handle(), |_| partition);
                 PartitionHandle {
-                    addr,
+                    addr: OnceLock::new(),
+                    pending: Mutex::new(Some(partition)),
                     shared,
                     limits,
                 }
             })
             .collect();
+        let arbiters: Vec<Arbiter> = match config.placement {
+            Placement::Workers => Vec::new(),
+            Placement::Arbiters => (0..count.min(cores())).map(|_| Arbiter::new()).collect(),
+        };
+        for (index, handle) in partitions.iter().enumerate() {
+            if let Some(arbiter) = arbiters.get(index % arbiters.len().max(1)) {
+                let partition = handle.pending.lock().expect("not poisoned").take();
+                let partition = partition.expect("not started yet");
+                let addr = Partition::start_in_arbiter(&arbiter.handle(), |_| partition);
+                handle.addr.set(addr).expect("started once");
+            }
+        }
         let inner = Inner {
             partitions,
             hasher: RandomState::new(),
             clock,
             arbiters,
+            attached: Mutex::new(Vec::new()),
         };
         Store {
             inner: Arc::new(inner),
+        }
+    }
+
+    /// Called on each HTTP worker thread as it starts (`Placement::Workers`): the
+    /// n-th distinct thread of `workers` starts the partitions `i` with
+    /// `i % workers == n` on itself, so their writes need no cross-thread hop.
+    /// Further calls from the same thread do nothing.
+    pub fn attach_worker_thread(&self, workers: usize) {
+        let worker = {
+            let mut attached = self.inner.attached.lock().expect("not poisoned");
+            let id = thread::current().id();
+            if attached.contains(&id) {
+                return;
+            }
+            attached.push(id);
+            attached.len() - 1
+        };
+        for (index, handle) in self.inner.partitions.iter().enumerate() {
+            if index % workers.max(1) != worker {
+                continue;
+            }
+            if let Some(partition) = handle.pending.lock().expect("not poisoned").take() {
+                let _ = handle.addr.set(partition.start());
+            }
+        }
+    }
+
+    /// The partition's actor, waiting briefly if its worker thread is still starting.
+    async fn actor<'a>(
+        &self,
+        handle: &'a PartitionHandle,
+    ) -> Result<&'a Addr<Partition>, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(addr) = handle.addr.get() {
+                return Ok(addr);
+            }
+            if started.elapsed() > ATTACH_WAIT {
+                return Err(StoreError::Unavailable);
+            }
+            actix::clock::sleep(Duration::from_millis(1)).await;
         }
     }
 
@@ -143,13 +206,13 @@ impl Store {
 
     pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
         let partition = self.partition(put.entry.key());
-        Ok(partition.addr.send(put).await??)
+        Ok(self.actor(partition).await?.send(put).await??)
     }
 
     /// Answers the removed entry's version, or `None` if the key was absent.
     pub async fn delete(&self, delete: Delete) -> Result<Option<u64>, StoreError> {
         let partition = self.partition(&delete.key);
-        Ok(partition.addr.send(delete).await??)
+        Ok(self.actor(partition).await?.send(delete).await??)
     }
 
     pub fn stats(&self) -> StoreStats {

@@ -364,6 +364,7 @@ fn store_routes_reads_and_writes_through_partitions() {
         let config = StoreConfig {
             capacity: 4096,
             partitions: 4,
+            placement: crate::config::Placement::Arbiters,
             ..StoreConfig::default()
         };
         let store = Store::start(&config, clock);

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Memory per key: RustKV against Redis, for the same 1,000,000 keys and values.
+
+Loads key0..key{N-1}, each holding {"name":"Alice","age":30,"tags":["a","b"]}, into a
+fresh RustKV (release build, PUT /v1/kv/{key}, pipelined HTTP/1.1 on loopback) and a
+fresh redis-server (SET, pipelined RESP, maxmemory unset, values as strings), and
+prints for each the resident memory after loading minus the resident memory when
+empty (VmRSS from /proc), per key, and the ratio.
+
+    python3 benches/memory_vs_redis.py            # 1,000,000 keys
+    python3 benches/memory_vs_redis.py --keys 100000 --skip-redis
+
+Needs `cargo build --release` first and redis-server (apt-get install redis-server;
+the script installs it if missing). Everything runs on 127.0.0.1.
+"""
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+VALUE = b'{"name":"Alice","age":30,"tags":["a","b"]}'
+BATCH = 512
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def pipeline(sock, requests, count_replies):
+    """Sends the requests in one write, then reads until all replies arrived."""
+    sock.sendall(b"".join(requests))
+    buffer = b""
+    remaining = len(requests)
+    while remaining:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        buffer += chunk
+        done, buffer = count_replies(buffer)
+        remaining -= done
+
+
+def http_replies(buffer):
+    """Counts complete HTTP responses (all carry Content-Length) at the front."""
+    done = 0
+    while True:
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return done, buffer
+        head = buffer[:end].decode("latin-1")
+        if not head.startswith("HTTP/1.1 20"):
+            raise RuntimeError(f"unexpected reply: {head!r}")
+        length = 0
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        if len(buffer) < end + 4 + length:
+            return done, buffer
+        buffer = buffer[end + 4 + length:]
+        done += 1
+
+
+def resp_replies(buffer):
+    count = buffer.count(b"+OK\r\n")
+    if b"-" in buffer.replace(b"+OK\r\n", b""):
+        raise RuntimeError(f"redis error: {buffer[:200]!r}")
+    return count, buffer[count * 5:]
+
+
+def load(port, keys, make_request, count_replies):
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for start in range(0, keys, BATCH):
+            batch = [make_request(i) for i in range(start, min(start + BATCH, keys))]
+            pipeline(sock, batch, count_replies)
+
+
+def rustkv_request(index):
+    return (
+        f"PUT /v1/kv/key{index} HTTP/1.1\r\nHost: b\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(VALUE)}\r\n\r\n"
+    ).encode() + VALUE
+
+
+def redis_request(index):
+    key = f"key{index}".encode()
+    return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(VALUE), VALUE)
+
+
+def measure(name, command, port, keys, make_request, count_replies):
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        time.sleep(0.5)
+        empty = rss_bytes(process.pid)
+        started = time.time()
+        load(port, keys, make_request, count_replies)
+        took = time.time() - started
+        time.sleep(1.0)  # let background work (ticks, epoch reclamation) settle
+        loaded = rss_bytes(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    per_key = (loaded - empty) / keys
+    print(f"{name:8} empty {empty / 2**20:7.1f} MiB  loaded {loaded / 2**20:7.1f} MiB  "
+          f"{per_key:6.1f} bytes/key  (load took {took:.1f} s)")
+    return per_key
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--binary", default="target/release/rustkv")
+    parser.add_argument("--skip-redis", action="store_true")
+    args = parser.parse_args()
+
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
+        config.write(f'[server]\nport = {port}\nworkers = 1\n[store]\ncapacity = {args.keys * 2}\n'
+                     f'max_memory = "8GiB"\n[log]\nlevel = "warn"\n')
+    ours = measure("rustkv", [args.binary, "--config", config.name], port,
+                   args.keys, rustkv_request, http_replies)
+    os.unlink(config.name)
+    if args.skip_redis:
+        return
+    if not shutil.which("redis-server"):
+        print("installing redis-server from apt ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True)
+    port = free_port()
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    theirs = measure(f"redis {version.split('=')[-1]}",
+                     ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no"], port, args.keys, redis_request, resp_replies)
+    print(f"ratio rustkv / redis: {ours / theirs:.2f} (<= 1.00 means RustKV needs no more memory per key)")
+
+
+if __name__ == "__main__":
+    main()
