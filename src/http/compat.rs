@@ -42,6 +42,9 @@ pub async fn dispatch(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let path = req.uri().path();
+    if !path.starts_with(PREFIX) {
+        return super::meta::not_found(req).await; // the bare `/kv`
+    }
     let result = match *req.method() {
         Method::PUT if path == "/kv/insert" => insert(&req, payload, &state).await,
         Method::GET | Method::HEAD => get(&req, &state),

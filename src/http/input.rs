@@ -17,7 +17,15 @@ use crate::store::Tags;
 /// once. Read from the raw URI, so `a%2Fb` is the key `a/b` and a literal `/` is
 /// part of the key too.
 pub fn path_key(req: &HttpRequest, prefix: &str, limits: &Limits) -> Result<Box<str>, ApiError> {
-    let raw = req.uri().path().strip_prefix(prefix).unwrap_or_default();
+    // The scope also matches its bare prefix (`/kv`), which names no key and no route.
+    let raw = req
+        .uri()
+        .path()
+        .strip_prefix(prefix)
+        .ok_or_else(|| ApiError::RouteNotFound {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+        })?;
     let key = percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| ApiError::InvalidKey("key is not valid UTF-8 once percent-decoded".into()))?;

@@ -3,7 +3,7 @@
 
 use actix_web::{
     HttpRequest, HttpResponse,
-    http::{StatusCode, header},
+    http::{Method, StatusCode, header},
     web::{self, Payload},
 };
 use serde::Serialize;
@@ -28,12 +28,29 @@ fn precondition(req: &HttpRequest) -> Result<Precondition, ApiError> {
     })
 }
 
-/// `GET` and `HEAD`: the stored JSON, its `ETag`, and `X-Expires-In` (whole seconds,
-/// rounded up) when it has a TTL; 304 when `If-None-Match` names its version.
-pub async fn get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    native(&req, read(&req, &state))
+/// Every request under `/v1/kv/`, by method.
+pub async fn dispatch(
+    req: HttpRequest,
+    payload: Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if !req.uri().path().starts_with(PREFIX) {
+        return super::meta::not_found(req).await; // the bare `/v1/kv`
+    }
+    let result = match *req.method() {
+        Method::GET | Method::HEAD => read(&req, &state),
+        Method::PUT => write(&req, payload, &state).await,
+        Method::DELETE => remove(&req, &state).await,
+        _ => Err(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            path: req.path().to_owned(),
+        }),
+    };
+    native(&req, result)
 }
 
+/// `GET` and `HEAD`: the stored JSON, its `ETag`, and `X-Expires-In` (whole seconds,
+/// rounded up) when it has a TTL; 304 when `If-None-Match` names its version.
 fn read(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     let key = input::path_key(req, PREFIX, &state.limits)?;
     let if_none_match = input::tags(req, header::IF_NONE_MATCH)?;
@@ -61,10 +78,6 @@ struct WrittenBody<'a> {
 }
 
 /// `PUT /v1/kv/{key}?ttl=S`: 201 if created, 200 if replaced.
-pub async fn put(req: HttpRequest, payload: Payload, state: web::Data<AppState>) -> HttpResponse {
-    native(&req, write(&req, payload, &state).await)
-}
-
 async fn write(
     req: &HttpRequest,
     payload: Payload,
@@ -102,10 +115,6 @@ async fn write(
 }
 
 /// `DELETE /v1/kv/{key}`: 204, or 404 if absent; `If-Match` as for PUT.
-pub async fn delete(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    native(&req, remove(&req, &state).await)
-}
-
 async fn remove(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     let key = input::path_key(req, PREFIX, &state.limits)?;
     let precondition = precondition(req)?;
