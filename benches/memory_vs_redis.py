@@ -93,11 +93,21 @@ def resp_replies(buffer):
     return count, buffer[count * 5:]
 
 
-def load(port, keys, make_request, count_replies):
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        for start in range(0, keys, BATCH):
-            batch = [make_request(i) for i in range(start, min(start + BATCH, keys))]
-            pipeline(sock, batch, count_replies)
+def load(port, keys, make_request, count_replies, connections=16):
+    """Loads keys over `connections` sockets at once, each pipelining batches."""
+    import threading
+
+    def worker(first):
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            for start in range(first * BATCH, keys, BATCH * connections):
+                batch = [make_request(i) for i in range(start, min(start + BATCH, keys))]
+                pipeline(sock, batch, count_replies)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def rustkv_request(index):

@@ -4,7 +4,14 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
+use mimalloc::MiMalloc;
 use rustkv::config::{Config, Overrides};
+
+/// mimalloc instead of glibc malloc: no per-allocation header and finer size
+/// classes (the entry of a typical small key and value is ~100 bytes), and a faster
+/// small-object path; see the README's Performance section for the measurements.
+#[global_allocator]
+static ALLOCATOR: MiMalloc = MiMalloc;
 
 /// An in-memory key-value cache served over a REST API.
 #[derive(Parser)]

@@ -156,6 +156,10 @@ impl Store {
             attached.push(id);
             attached.len() - 1
         };
+        log::debug!(
+            "worker {worker} attaching on thread {:?}",
+            thread::current().name()
+        );
         for (index, handle) in self.inner.partitions.iter().enumerate() {
             if index % workers.max(1) != worker {
                 continue;
