@@ -4,7 +4,7 @@
 use actix_web::{
     HttpRequest, HttpResponse,
     http::{Method, StatusCode, header},
-    web::{self, Payload},
+    web::{self, Bytes, Payload},
 };
 use serde::Serialize;
 
@@ -66,9 +66,18 @@ fn read(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     if let Some(nanos) = state.store.remaining(&entry) {
         response.insert_header(("X-Expires-In", nanos.div_ceil(1_000_000_000).to_string()));
     }
-    Ok(response
-        .content_type(header::ContentType::json())
-        .body(entry.value().to_vec()))
+    let body = Bytes::from_owner(StoredValue(entry));
+    Ok(response.content_type(header::ContentType::json()).body(body))
+}
+
+/// The response body of a GET: the entry's value bytes, shared rather than copied
+/// (the `Entry` handle keeps them alive until the body is written).
+struct StoredValue(Entry);
+
+impl AsRef<[u8]> for StoredValue {
+    fn as_ref(&self) -> &[u8] {
+        self.0.value()
+    }
 }
 
 #[derive(Serialize)]

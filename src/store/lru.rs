@@ -55,7 +55,6 @@ impl<T> Lru<T> {
     }
 
     /// Adds `value` as the most recently used entry and returns its index.
-    #[cfg(test)]
     pub fn insert(&mut self, value: T) -> u32 {
         self.insert_with(|_| value)
     }
@@ -97,7 +96,6 @@ impl<T> Lru<T> {
     }
 
     /// Removes and returns the least recently used entry.
-    #[cfg(test)]
     pub fn pop_lru(&mut self) -> Option<(u32, T)> {
         let tail = self.tail;
         self.remove(tail).map(|value| (tail, value))

@@ -35,6 +35,13 @@ pub use shared::Shared;
 pub use state::{Limits, PartitionState};
 pub use stats::PartitionStats;
 
+/// The pure index structures, exported only for `benches/structures.rs`: the server
+/// reaches them through `PartitionState`, never directly.
+#[doc(hidden)]
+pub mod bench_support {
+    pub use super::{lru::Lru, wheel::TimerWheel};
+}
+
 use crate::config::{Placement, StoreConfig};
 use partition::Partition;
 

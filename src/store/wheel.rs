@@ -74,7 +74,6 @@ impl TimerWheel {
         self.len
     }
 
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
