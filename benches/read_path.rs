@@ -7,6 +7,8 @@
 //!   actor owning a `HashMap` copy of the same data, started on the current thread.
 //! - `actor round trip, other thread`: the same, with the actor on its own
 //!   `Arbiter`, which is where partition actors run with `placement = "arbiters"`.
+//! - `HashMap get, no actor`: the actor's own lookup and value copy, called
+//!   directly: subtract it from the round trips to see what the message costs.
 //!
 //! Keys are Zipf (s = 1.0), seeded, all present. One iteration is one lookup. The
 //! actor variants must own their key (`Lookup(String)`) and copy the value out,
@@ -124,6 +126,16 @@ fn read_path(c: &mut Criterion) {
             let started = Instant::now();
             for key in keys.iter().cycle().take(iters as usize) {
                 black_box(store.get(key).expect("present"));
+            }
+            started.elapsed()
+        })
+    });
+    let map = lookups().map;
+    group.bench_function("HashMap get, no actor", |b| {
+        b.iter_custom(|iters| {
+            let started = Instant::now();
+            for key in keys.iter().cycle().take(iters as usize) {
+                black_box(map.get(black_box(key)).cloned().expect("present"));
             }
             started.elapsed()
         })

@@ -67,7 +67,9 @@ fn read(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
         response.insert_header(("X-Expires-In", nanos.div_ceil(1_000_000_000).to_string()));
     }
     let body = Bytes::from_owner(StoredValue(entry));
-    Ok(response.content_type(header::ContentType::json()).body(body))
+    Ok(response
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 /// The response body of a GET: the entry's value bytes, shared rather than copied
