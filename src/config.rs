@@ -22,6 +22,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub store: StoreConfig,
     pub log: LogConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -34,6 +35,14 @@ pub struct ServerConfig {
     pub max_body: ByteSize,
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Open connections per worker before new ones wait.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's head; slower ones get 408.
+    #[serde(with = "humantime_serde")]
+    pub client_request_timeout: Duration,
+    /// How long an idle keep-alive connection is kept open.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -67,6 +76,67 @@ pub enum Placement {
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     pub level: String,
+    /// One line per request (method, path, status, bytes, duration) at info.
+    pub access_log: bool,
+}
+
+/// Bearer-token authentication; off unless a token is configured.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The token itself (prefer `token_file` or `RUSTKV_TOKEN`: config files get shared).
+    pub token: String,
+    /// A file whose contents (trimmed) are the token.
+    pub token_file: String,
+}
+
+/// The environment variable that, when set, is the token (it wins over the file).
+pub const TOKEN_ENV: &str = "RUSTKV_TOKEN";
+
+impl std::fmt::Debug for AuthConfig {
+    // Never print the token itself, only whether there is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("token_file", &self.token_file)
+            .finish()
+    }
+}
+
+impl AuthConfig {
+    /// The effective token: `RUSTKV_TOKEN`, else `token_file`'s contents, else `token`;
+    /// `None` when none is set (authentication off).
+    pub fn resolve(&self) -> Result<Option<String>, ConfigError> {
+        if let Ok(token) = std::env::var(TOKEN_ENV) {
+            return non_empty(token.trim(), TOKEN_ENV);
+        }
+        if !self.token_file.is_empty() {
+            let text =
+                std::fs::read_to_string(&self.token_file).map_err(|source| ConfigError::Read {
+                    path: self.token_file.clone(),
+                    source,
+                })?;
+            return non_empty(text.trim(), "auth.token_file");
+        }
+        Ok((!self.token.is_empty()).then(|| self.token.clone()))
+    }
+}
+
+fn non_empty(token: &str, key: &'static str) -> Result<Option<String>, ConfigError> {
+    check(
+        !token.is_empty(),
+        key,
+        "(empty)",
+        "the token must not be empty",
+    )?;
+    Ok(Some(token.to_owned()))
 }
 
 impl Default for ServerConfig {
@@ -77,6 +147,9 @@ impl Default for ServerConfig {
             workers: 0,
             max_body: ByteSize::mib(2),
             shutdown_timeout: Duration::from_secs(10),
+            max_connections: 25_000,
+            client_request_timeout: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(5),
         }
     }
 }
@@ -101,6 +174,7 @@ impl Default for LogConfig {
     fn default() -> Self {
         Self {
             level: "info".into(),
+            access_log: false,
         }
     }
 }
@@ -166,6 +240,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
         self.store.validate()?;
+        self.auth.resolve()?;
         let store = &self.store;
         // A PyRustKV insert body carries the key and the value plus a little JSON.
         let largest_insert = store.max_value_bytes.as_u64() + store.max_key_bytes as u64 * 6 + 64;
@@ -201,6 +276,22 @@ impl ServerConfig {
             "server.max_body",
             self.max_body,
             "must be > 0",
+        )?;
+        check(
+            self.max_connections >= 1,
+            "server.max_connections",
+            self.max_connections,
+            "must be >= 1",
+        )?;
+        let timeout = humantime::format_duration(self.client_request_timeout);
+        // actix-http times requests against a clock it refreshes every 500 ms, so a
+        // shorter timeout can fire at once (seen here: 408 after 13 ms with 300ms).
+        let timeout_ok = self.client_request_timeout >= Duration::from_secs(1);
+        check(
+            timeout_ok,
+            "server.client_request_timeout",
+            timeout,
+            "must be at least 1s",
         )
     }
 
@@ -362,12 +453,38 @@ mod tests {
             ),
             ("[server]\nmax_body = \"1KB\"", "server.max_body"),
             ("[server]\nbind = \"not an address!\"", "server.bind"),
+            (
+                "[server]\nclient_request_timeout = \"300ms\"",
+                "server.client_request_timeout",
+            ),
+            ("[server]\nmax_connections = 0", "server.max_connections"),
+            (
+                "[auth]\ntoken_file = \"/nonexistent/token\"",
+                "/nonexistent/token",
+            ),
         ];
         for (text, key) in cases {
             let config = Config::parse(text).unwrap();
             let error = config.validate().unwrap_err().to_string();
             assert!(error.contains(key), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn the_token_never_appears_in_debug_output() {
+        let auth = AuthConfig {
+            token: "hunter2-secret".into(),
+            token_file: String::new(),
+        };
+        let shown = format!(
+            "{:?}",
+            Config {
+                auth,
+                ..Config::default()
+            }
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]

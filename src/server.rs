@@ -3,14 +3,23 @@
 //! `start` is shared by `main` and the black-box tests (which bind port 0 and may
 //! pass a mock clock); `run` adds signal handling and waits for the end.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{
+    io,
+    net::{SocketAddr, ToSocketAddrs},
+    sync::Arc,
+};
 
-use actix_web::{App, HttpServer, dev::Server, web};
-use log::info;
+use actix_web::{
+    App, HttpServer,
+    dev::Server,
+    middleware::{Condition, Logger, from_fn},
+    web,
+};
+use log::{info, warn};
 
 use crate::{
     config::{Config, Placement},
-    http::{self, AppState, Limits},
+    http::{self, AppState, Limits, auth, metrics::Metrics},
     store::Store,
 };
 
@@ -24,25 +33,52 @@ pub struct Running {
 /// Starts the store and binds the HTTP server. Must be called inside an actix
 /// `System`. Signals are not handled here (see `run`).
 pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
+    let token = config
+        .auth
+        .resolve()
+        .map_err(io::Error::other)?
+        .map(|token| Arc::<[u8]>::from(token.into_bytes()));
+    warn_if_exposed(config, token.is_some());
     let store = Store::start(&config.store, clock);
+    let metrics = Metrics::new(store.clone()).map_err(io::Error::other)?;
     let state = web::Data::new(AppState {
         store: store.clone(),
         limits: Limits::from_config(config),
+        metrics: Arc::clone(&metrics),
     });
     let workers = config.server.resolved_workers();
     let attach = (config.store.placement == Placement::Workers).then(|| store.clone());
+    let access_log = config.log.access_log;
     let server = HttpServer::new(move || {
         // Runs on each worker thread as it starts: adopt this worker's partitions.
         if let Some(store) = &attach {
             store.attach_worker_thread(workers);
         }
+        let (metrics, token) = (Arc::clone(&metrics), token.clone());
+        // `wrap` order: the last registered runs first, so the access log sees the
+        // final status of everything, metrics count 401s, and auth guards the routes.
         App::new()
             .app_data(state.clone())
+            .wrap(Condition::new(
+                token.is_some(),
+                from_fn(move |request, next| {
+                    auth::require_token(token.clone().unwrap_or_default(), request, next)
+                }),
+            ))
+            .wrap(from_fn(move |request, next| {
+                http::metrics::track(Arc::clone(&metrics), request, next)
+            }))
+            .wrap(Condition::new(
+                access_log,
+                Logger::new(r#"%a "%r" %s %b %Dms"#),
+            ))
             .configure(http::configure)
     })
     .workers(workers)
+    .max_connections(config.server.max_connections)
+    .client_request_timeout(config.server.client_request_timeout)
+    .keep_alive(config.server.keep_alive)
     .shutdown_timeout(config.server.shutdown_timeout.as_secs())
-    .client_request_timeout(Duration::from_secs(5))
     .disable_signals()
     .bind((config.server.bind.as_str(), config.server.port))?;
     let addrs = server.addrs();
@@ -53,10 +89,35 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
     })
 }
 
+/// Binding beyond loopback without a token exposes the whole cache: say so loudly.
+fn warn_if_exposed(config: &Config, has_token: bool) {
+    let loopback = (config.server.bind.as_str(), config.server.port)
+        .to_socket_addrs()
+        .map(|mut addrs| addrs.all(|addr| addr.ip().is_loopback()))
+        .unwrap_or(false);
+    if !loopback && !has_token {
+        warn!(
+            "listening on {} without authentication: anyone who can reach it can read and \
+             write the cache; set [auth] token_file or RUSTKV_TOKEN",
+            config.server.bind
+        );
+    }
+}
+
+/// The effective configuration as TOML, with the token redacted, for the start-up log.
+fn describe(config: &Config) -> String {
+    let mut shown = config.clone();
+    if !shown.auth.token.is_empty() {
+        shown.auth.token = "<redacted>".into();
+    }
+    toml::to_string(&shown).unwrap_or_default()
+}
+
 /// Runs the server until SIGINT or SIGTERM, then stops gracefully: no new
 /// connections, requests in flight finish (up to `shutdown_timeout`), exit 0.
 pub async fn run(config: Config) -> io::Result<()> {
     let running = start(&config, quanta::Clock::new())?;
+    info!("effective configuration:\n{}", describe(&config));
     info!(
         "rustkv listening on {:?}: {} partitions, {} workers, capacity {}, max_memory {}",
         running.addrs,
@@ -72,8 +133,18 @@ pub async fn run(config: Config) -> io::Result<()> {
         handle.stop(true).await;
     });
     running.server.await?;
+    let stats = running.store.stats().total;
     running.store.stop();
-    info!("rustkv stopped");
+    info!(
+        "rustkv stopped: requests in flight finished; {} keys ({} bytes) dropped with the \
+         process; served {} hits, {} misses, {} writes, {} deletes",
+        stats.keys,
+        stats.memory,
+        stats.hits,
+        stats.misses,
+        stats.inserts + stats.updates,
+        stats.deletes
+    );
     Ok(())
 }
 

@@ -67,7 +67,7 @@ async fn insert(
 ) -> Result<HttpResponse, ApiError> {
     let body = input::json_body(req, payload, &state.limits).await?;
     let put = parse_insert(&body, state)?;
-    state.store.put(put).await?;
+    state.put(put).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, SUCCESS))
 }
 
@@ -118,6 +118,6 @@ async fn delete(
         key,
         precondition: Precondition::default(),
     };
-    state.store.delete(delete).await?;
+    state.delete(delete).await?;
     Ok(json_response(actix_web::http::StatusCode::OK, SUCCESS))
 }

@@ -9,15 +9,22 @@
 //! - `input`: turning request parts into validated inputs.
 //! - `error`: `ApiError` and its mapping to statuses.
 
+pub mod auth;
 mod compat;
 pub mod error;
 mod input;
 mod meta;
+pub mod metrics;
 mod native;
 
 use actix_web::{HttpResponse, http::StatusCode, http::header::ContentType, web};
 
-use crate::{config::Config, store::Store};
+use std::{sync::Arc, time::Instant};
+
+use crate::{
+    config::Config,
+    store::{Delete, Put, Store, StoreError, Written},
+};
 
 /// Request limits, taken from the config once.
 #[derive(Clone, Debug)]
@@ -43,6 +50,29 @@ impl Limits {
 pub struct AppState {
     pub store: Store,
     pub limits: Limits,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// `Store::put`, timing the actor round trip for `/metrics`.
+    async fn put(&self, put: Put) -> Result<Written, StoreError> {
+        let started = Instant::now();
+        let result = self.store.put(put).await;
+        self.metrics
+            .actor_round_trip
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// `Store::delete`, timed likewise.
+    async fn delete(&self, delete: Delete) -> Result<Option<u64>, StoreError> {
+        let started = Instant::now();
+        let result = self.store.delete(delete).await;
+        self.metrics
+            .actor_round_trip
+            .observe(started.elapsed().as_secs_f64());
+        result
+    }
 }
 
 /// Registers every route on `cfg`.
@@ -56,6 +86,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/health")
             .route(web::get().to(meta::health))
             .route(web::head().to(meta::health))
+            .default_service(not_allowed()),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::scrape))
             .default_service(not_allowed()),
     )
     .service(

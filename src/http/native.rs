@@ -108,7 +108,7 @@ async fn write(
         ttl,
         precondition,
     };
-    let written = state.store.put(put).await?;
+    let written = state.put(put).await?;
     let status = if written.created {
         StatusCode::CREATED
     } else {
@@ -141,7 +141,7 @@ async fn remove(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, Api
         ));
     }
     let delete = Delete { key, precondition };
-    match state.store.delete(delete).await? {
+    match state.delete(delete).await? {
         Some(_) => Ok(HttpResponse::NoContent().finish()),
         None => Err(ApiError::KeyNotFound),
     }

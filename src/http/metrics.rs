@@ -1,0 +1,348 @@
+//! Prometheus metrics: what `/metrics` exposes, and the request middleware that
+//! counts requests and their latency.
+//!
+//! Produced by the `prometheus` crate, never hand-formatted. Store figures are not
+//! kept twice: a `Collector` reads the store's own atomic counters at scrape time,
+//! so the request path pays nothing for them. The per-request cost is two clock
+//! reads and a few atomic adds on handles resolved once at start-up (no label
+//! lookups on the hot path).
+
+use std::{sync::Arc, time::Instant};
+
+use actix_web::{
+    HttpResponse,
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
+    http::{Method, StatusCode, header::ContentType},
+    web,
+};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
+
+use super::AppState;
+use crate::store::{PartitionStats, Store};
+
+/// Route labels: a fixed set, so a client cannot grow the label space.
+const ROUTES: [&str; 9] = [
+    "compat_insert",
+    "compat_get",
+    "compat_delete",
+    "native_get",
+    "native_put",
+    "native_delete",
+    "health",
+    "stats",
+    "other",
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The metrics handles shared by every worker.
+pub struct Metrics {
+    registry: Registry,
+    /// `[route][class]`
+    requests: Vec<Vec<IntCounter>>,
+    /// `[route]`
+    latency: Vec<Histogram>,
+    /// Time from sending a write to its partition actor to its reply.
+    pub actor_round_trip: Histogram,
+}
+
+impl Metrics {
+    pub fn new(store: Store) -> prometheus::Result<Arc<Metrics>> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "rustkv_http_requests_total",
+                "HTTP requests by route and status class",
+            ),
+            &["route", "class"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "rustkv_http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(prometheus::exponential_buckets(0.000_025, 2.0, 16)?),
+            &["route"],
+        )?;
+        let actor_round_trip = Histogram::with_opts(
+            HistogramOpts::new(
+                "rustkv_store_actor_round_trip_seconds",
+                "Time from sending a write to its partition actor to the reply",
+            )
+            .buckets(prometheus::exponential_buckets(0.000_001, 2.0, 18)?),
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(actor_round_trip.clone()))?;
+        registry.register(Box::new(StoreCollector::new(store)?))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+        let requests = ROUTES
+            .iter()
+            .map(|route| {
+                CLASSES
+                    .iter()
+                    .map(|class| requests.with_label_values(&[route, class]))
+                    .collect()
+            })
+            .collect();
+        let latency = ROUTES
+            .iter()
+            .map(|route| latency.with_label_values(&[route]))
+            .collect();
+        Ok(Arc::new(Metrics {
+            registry,
+            requests,
+            latency,
+            actor_round_trip,
+        }))
+    }
+
+    fn observe(&self, route: usize, status: StatusCode, started: Instant) {
+        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
+        self.requests[route][class].inc();
+        self.latency[route].observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> Vec<u8> {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding to a Vec cannot fail");
+        buffer
+    }
+}
+
+/// `GET /metrics`.
+pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType(
+            TextEncoder::new()
+                .format_type()
+                .parse()
+                .expect("valid mime"),
+        ))
+        .body(state.metrics.render())
+}
+
+/// Which route label a request counts under.
+fn route_of(method: &Method, path: &str) -> usize {
+    let index = |name: &str| {
+        ROUTES
+            .iter()
+            .position(|route| *route == name)
+            .expect("known route")
+    };
+    let name = if path == "/kv/insert" && method == Method::PUT {
+        "compat_insert"
+    } else if path.starts_with("/kv/") {
+        if method == Method::DELETE {
+            "compat_delete"
+        } else {
+            "compat_get"
+        }
+    } else if path.starts_with("/v1/kv/") {
+        match *method {
+            Method::PUT => "native_put",
+            Method::DELETE => "native_delete",
+            _ => "native_get",
+        }
+    } else if path == "/health" {
+        "health"
+    } else if path == "/v1/stats" {
+        "stats"
+    } else {
+        "other"
+    };
+    index(name)
+}
+
+/// Middleware body: counts the request and times it.
+pub async fn track<B: MessageBody>(
+    metrics: Arc<Metrics>,
+    request: ServiceRequest,
+    next: actix_web::middleware::Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let started = Instant::now();
+    let route = route_of(request.method(), request.path());
+    let response = next.call(request).await?;
+    metrics.observe(route, response.status(), started);
+    Ok(response)
+}
+
+/// Exposes the store's own counters at scrape time, per partition.
+struct StoreCollector {
+    store: Store,
+    descs: Vec<Desc>,
+}
+
+/// name, help, kind ("counter" or "gauge"), extra label (name, value), reader.
+type Field = (
+    &'static str,
+    &'static str,
+    bool,
+    Option<(&'static str, &'static str)>,
+    fn(&PartitionStats) -> u64,
+);
+
+const FIELDS: [Field; 13] = [
+    (
+        "store_hits_total",
+        "GETs that found a live entry",
+        true,
+        None,
+        |s| s.hits,
+    ),
+    (
+        "store_misses_total",
+        "GETs that found nothing live",
+        true,
+        None,
+        |s| s.misses,
+    ),
+    (
+        "store_inserts_total",
+        "Writes that created a key",
+        true,
+        None,
+        |s| s.inserts,
+    ),
+    (
+        "store_updates_total",
+        "Writes that replaced a live key",
+        true,
+        None,
+        |s| s.updates,
+    ),
+    (
+        "store_deletes_total",
+        "Deletes that removed a live key",
+        true,
+        None,
+        |s| s.deletes,
+    ),
+    (
+        "store_evictions_total",
+        "Entries evicted to make room",
+        true,
+        Some(("cause", "capacity")),
+        |s| s.evictions_capacity,
+    ),
+    (
+        "store_evictions_total",
+        "Entries evicted to make room",
+        true,
+        Some(("cause", "memory")),
+        |s| s.evictions_memory,
+    ),
+    (
+        "store_expirations_total",
+        "Expired entries, reclaimed (active) or read (lazy)",
+        true,
+        Some(("kind", "active")),
+        |s| s.expirations,
+    ),
+    (
+        "store_expirations_total",
+        "Expired entries, reclaimed (active) or read (lazy)",
+        true,
+        Some(("kind", "lazy")),
+        |s| s.expired_reads,
+    ),
+    (
+        "store_read_buffer_drops_total",
+        "Hits not recorded for LRU (read buffer full)",
+        true,
+        None,
+        |s| s.read_drops,
+    ),
+    ("store_keys", "Live entries", false, None, |s| s.keys),
+    (
+        "store_memory_bytes",
+        "Approximate bytes charged for keys, values and overhead",
+        false,
+        None,
+        |s| s.memory,
+    ),
+    (
+        "store_capacity",
+        "Most entries the partition holds",
+        false,
+        None,
+        |s| s.capacity,
+    ),
+];
+
+impl StoreCollector {
+    fn new(store: Store) -> prometheus::Result<Self> {
+        let mut descs = Vec::new();
+        for (name, help, _, _, _) in FIELDS {
+            if descs
+                .iter()
+                .any(|desc: &Desc| desc.fq_name == format!("rustkv_{name}"))
+            {
+                continue;
+            }
+            descs.push(Desc::new(
+                format!("rustkv_{name}"),
+                help.into(),
+                vec!["partition".into()],
+                Default::default(),
+            )?);
+        }
+        Ok(Self { store, descs })
+    }
+}
+
+impl Collector for StoreCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let stats = self.store.stats();
+        let mut families: Vec<MetricFamily> = Vec::new();
+        for (name, help, counter, extra, read) in FIELDS {
+            let mut labels = vec!["partition"];
+            labels.extend(extra.map(|(label, _)| label));
+            let opts = Opts::new(name, help).namespace("rustkv");
+            let family = if counter {
+                let vec = IntCounterVec::new(opts, &labels).expect("valid metric");
+                for (index, partition) in stats.partitions.iter().enumerate() {
+                    let index = index.to_string();
+                    let mut values = vec![index.as_str()];
+                    values.extend(extra.map(|(_, value)| value));
+                    vec.with_label_values(&values).inc_by(read(partition));
+                }
+                vec.collect()
+            } else {
+                let vec = prometheus::IntGaugeVec::new(opts, &labels).expect("valid metric");
+                for (index, partition) in stats.partitions.iter().enumerate() {
+                    vec.with_label_values(&[index.to_string().as_str()])
+                        .set(read(partition) as i64);
+                }
+                vec.collect()
+            };
+            for family in family {
+                match families
+                    .iter_mut()
+                    .find(|known| known.name() == family.name())
+                {
+                    Some(known) => known
+                        .mut_metric()
+                        .extend(family.get_metric().iter().cloned()),
+                    None => families.push(family),
+                }
+            }
+        }
+        families
+    }
+}

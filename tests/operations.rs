@@ -1,0 +1,257 @@
+//! Operating RustKV: `/metrics` after a known sequence of operations (exact counter
+//! values, and every line in the Prometheus text format), bearer-token access control,
+//! and the limits on slow clients.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    io::{Read, Write},
+    net::TcpStream,
+    time::{Duration, Instant},
+};
+
+use common::TestServer;
+use serde_json::json;
+
+/// Parses the Prometheus text exposition format strictly enough to fail on a
+/// malformed line; answers `series -> value` (series = name plus its label block).
+fn parse_exposition(text: &str) -> HashMap<String, f64> {
+    let mut series = HashMap::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(comment) = line.strip_prefix("# ") {
+            let kind = comment.split(' ').next().unwrap();
+            assert!(
+                ["HELP", "TYPE"].contains(&kind),
+                "line {number}: bad comment {line:?}"
+            );
+            if kind == "TYPE" {
+                let parts: Vec<&str> = comment.split(' ').collect();
+                assert_eq!(parts.len(), 3, "line {number}: {line:?}");
+                let types = ["counter", "gauge", "histogram", "summary", "untyped"];
+                assert!(types.contains(&parts[2]), "line {number}: {line:?}");
+            }
+            continue;
+        }
+        let (name_and_labels, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("line {number}: {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("line {number}: bad value in {line:?}"));
+        let name_end = name_and_labels.find('{').unwrap_or(name_and_labels.len());
+        let name = &name_and_labels[..name_end];
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "line {number}: bad metric name in {line:?}"
+        );
+        let labels = &name_and_labels[name_end..];
+        if !labels.is_empty() {
+            assert!(
+                labels.starts_with('{') && labels.ends_with('}'),
+                "line {number}: {line:?}"
+            );
+            for pair in labels[1..labels.len() - 1]
+                .split(',')
+                .filter(|pair| !pair.is_empty())
+            {
+                let (label, quoted) = pair
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("line {number}: {line:?}"));
+                assert!(
+                    label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                    "line {number}: {line:?}"
+                );
+                assert!(
+                    quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
+                    "line {number}: {line:?}"
+                );
+            }
+        }
+        assert!(
+            series.insert(name_and_labels.to_owned(), value).is_none(),
+            "duplicate series {name_and_labels}"
+        );
+    }
+    series
+}
+
+#[test]
+fn metrics_count_a_known_sequence_exactly() {
+    let server = TestServer::start("[store]\ncapacity = 2\n");
+    server.put("a", json!(1), None);
+    server.put("b", json!(2), None);
+    assert_eq!(server.value("a"), Some(json!(1))); // hit
+    assert_eq!(server.value("x"), None); // miss, 404
+    server.put("c", json!(3), None); // evicts b
+    server.put("a", json!(4), Some(60.0)); // update
+    assert_eq!(server.delete("/kv/delete/a").status, 200);
+    assert_eq!(
+        server.request("PUT", "/v1/kv/n", &[], Some(b"true")).status,
+        201
+    );
+
+    let reply = server.get("/metrics");
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let series = parse_exposition(&reply.body);
+    let value = |name: &str| {
+        series
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| panic!("no {name} in\n{}", reply.body))
+    };
+    let expected = [
+        (r#"rustkv_store_hits_total{partition="0"}"#, 1.0),
+        (r#"rustkv_store_misses_total{partition="0"}"#, 1.0),
+        (r#"rustkv_store_inserts_total{partition="0"}"#, 4.0),
+        (r#"rustkv_store_updates_total{partition="0"}"#, 1.0),
+        (r#"rustkv_store_deletes_total{partition="0"}"#, 1.0),
+        (
+            r#"rustkv_store_evictions_total{cause="capacity",partition="0"}"#,
+            1.0,
+        ),
+        (
+            r#"rustkv_store_evictions_total{cause="memory",partition="0"}"#,
+            0.0,
+        ),
+        (
+            r#"rustkv_store_expirations_total{kind="active",partition="0"}"#,
+            0.0,
+        ),
+        (r#"rustkv_store_keys{partition="0"}"#, 2.0),
+        (r#"rustkv_store_capacity{partition="0"}"#, 2.0),
+        (
+            r#"rustkv_http_requests_total{class="2xx",route="compat_insert"}"#,
+            4.0,
+        ),
+        (
+            r#"rustkv_http_requests_total{class="2xx",route="compat_get"}"#,
+            1.0,
+        ),
+        (
+            r#"rustkv_http_requests_total{class="4xx",route="compat_get"}"#,
+            1.0,
+        ),
+        (
+            r#"rustkv_http_requests_total{class="2xx",route="compat_delete"}"#,
+            1.0,
+        ),
+        (
+            r#"rustkv_http_requests_total{class="2xx",route="native_put"}"#,
+            1.0,
+        ),
+        (
+            r#"rustkv_http_request_duration_seconds_count{route="compat_insert"}"#,
+            4.0,
+        ),
+        (r#"rustkv_store_actor_round_trip_seconds_count"#, 6.0),
+    ];
+    for (name, expected) in expected {
+        assert_eq!(value(name), expected, "{name}");
+    }
+    assert!(value(r#"rustkv_store_memory_bytes{partition="0"}"#) > 0.0);
+    assert!(value("process_resident_memory_bytes") > 0.0);
+    assert!(value("process_open_fds") > 0.0);
+}
+
+#[test]
+fn exposition_parser_rejects_malformed_lines() {
+    for bad in [
+        "metric",
+        "1metric 1",
+        "metric{a=b} 1",
+        "metric one",
+        "# NOTE x",
+        "m{a=\"1\" 2",
+    ] {
+        let result = std::panic::catch_unwind(|| parse_exposition(bad));
+        assert!(result.is_err(), "accepted {bad:?}");
+    }
+}
+
+#[test]
+fn token_guards_every_route_but_health() {
+    let server = TestServer::start("[auth]\ntoken = \"s3cret-token\"\n");
+    assert_eq!(server.get("/health").status, 200);
+    for (method, path) in [
+        ("GET", "/kv/a"),
+        ("GET", "/v1/kv/a"),
+        ("GET", "/v1/stats"),
+        ("GET", "/metrics"),
+        ("PUT", "/kv/insert"),
+    ] {
+        let reply = server.request(method, path, &[], Some(b"{}"));
+        assert_eq!(reply.status, 401, "{method} {path}");
+        assert_eq!(
+            reply.header("www-authenticate"),
+            Some(r#"Bearer realm="rustkv""#)
+        );
+        assert_eq!(reply.json()["error"], "unauthorized");
+        let wrong = server.request(
+            method,
+            path,
+            &[("Authorization", "Bearer s3cret-tokeN")],
+            None,
+        );
+        assert_eq!(wrong.status, 401, "{method} {path} with a wrong token");
+    }
+    let bearer = [("Authorization", "Bearer s3cret-token")];
+    let body = br#"{"key":"a","value":1}"#;
+    let reply = server.request(
+        "PUT",
+        "/kv/insert",
+        &[bearer[0], ("Content-Type", "application/json")],
+        Some(body),
+    );
+    assert_eq!(reply.status, 200);
+    let reply = server.request("GET", "/kv/a", &bearer, None);
+    assert_eq!(
+        (reply.status, reply.json()["value"].clone()),
+        (200, json!(1))
+    );
+    assert_eq!(server.request("GET", "/metrics", &bearer, None).status, 200);
+}
+
+#[test]
+fn a_slow_client_is_cut_off_and_holds_nothing() {
+    let server = TestServer::start("[server]\nclient_request_timeout = \"1s\"\n");
+    let address = server.base.strip_prefix("http://").unwrap();
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: slow\r\n")
+        .unwrap(); // never finishes the head
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    let waited = started.elapsed();
+    assert!(
+        reply.starts_with("HTTP/1.1 408"),
+        "slow client got {reply:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(400),
+        "cut off too early: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(4), "cut off after {waited:?}");
+    assert_eq!(
+        server.get("/health").status,
+        200,
+        "the server still serves others"
+    );
+}
