@@ -43,14 +43,13 @@ impl Entry {
     /// A new, unpublished entry: version 0, no deadline, slot 0 until `stamp`ed.
     pub fn new(key: &str, value: &[u8]) -> Self {
         let key_len = u32::try_from(key.len()).expect("keys are limited far below 4 GiB");
-        let mut bytes = Vec::with_capacity(HEADER + key.len() + value.len());
-        bytes.extend_from_slice(&0u64.to_le_bytes());
-        bytes.extend_from_slice(&NEVER.to_le_bytes());
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        bytes.extend_from_slice(&key_len.to_le_bytes());
-        bytes.extend_from_slice(key.as_bytes());
-        bytes.extend_from_slice(value);
-        Entry(Arc::from(bytes))
+        let mut header = [0u8; HEADER];
+        header[DEADLINE..DEADLINE + 8].copy_from_slice(&NEVER.to_le_bytes());
+        header[KEY_LEN..KEY_LEN + 4].copy_from_slice(&key_len.to_le_bytes());
+        // Collecting an exact-size chain of slices allocates the Arc once, with no
+        // intermediate Vec: one allocation per write, and none left behind to free.
+        let bytes = header.iter().chain(key.as_bytes()).chain(value).copied();
+        Entry(bytes.collect())
     }
 
     /// Writes the header fields the actor decides. Copies the entry if it has already
