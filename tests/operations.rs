@@ -255,3 +255,24 @@ fn a_slow_client_is_cut_off_and_holds_nothing() {
         "the server still serves others"
     );
 }
+
+#[test]
+fn oversized_heads_are_refused_with_431() {
+    let server = TestServer::start("");
+    let address = server.base.strip_prefix("http://").unwrap();
+    let many: String = (0..100).map(|index| format!("X-H{index}: v\r\n")).collect();
+    let big = format!("X-Big: {}\r\n", "a".repeat(200_000));
+    for extra in [many, big] {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let head = format!("GET /health HTTP/1.1\r\nHost: t\r\n{extra}\r\n");
+        let _ = stream.write_all(head.as_bytes());
+        let mut reply = [0u8; 64];
+        let read = stream.read(&mut reply).unwrap_or(0);
+        let reply = String::from_utf8_lossy(&reply[..read]);
+        assert!(reply.starts_with("HTTP/1.1 431"), "{reply:?}");
+    }
+    assert_eq!(server.get("/health").status, 200);
+}
