@@ -61,16 +61,21 @@ def start_server(capacity, extra=""):
     config.close()
     binary = os.path.join(HERE, "..", "target", "release", "rustkv")
     process = subprocess.Popen(["taskset", "-c", "0", binary, "--config", config.name])
-    deadline = time.time() + 20
+    wait_port(port)
+    return process, f"http://127.0.0.1:{port}", port
+
+
+def wait_port(port, timeout=20):
+    """Waits until something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.time() + timeout
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
+            return
         except OSError:
             if time.time() > deadline:
                 raise
             time.sleep(0.05)
-    return process, f"http://127.0.0.1:{port}", port
 
 
 def stats(url):

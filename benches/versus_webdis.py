@@ -36,31 +36,19 @@ def ensure(binary, package):
         subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True)
 
 
-def wait_port(port):
-    deadline = time.time() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def start_webdis(tmp):
     redis_port, http_port = load.free_port(), load.free_port()
     redis = subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(redis_port),
                               "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                              stdout=subprocess.DEVNULL)
-    wait_port(redis_port)
+    load.wait_port(redis_port)
     config = os.path.join(tmp, "webdis.json")
     with open(config, "w") as f:
         json.dump({"redis_host": "127.0.0.1", "redis_port": redis_port, "http_host": "127.0.0.1",
                    "http_port": http_port, "threads": 1, "daemonize": False, "database": 0,
                    "verbosity": 0, "logfile": os.path.join(tmp, "webdis.log")}, f)
     webdis = subprocess.Popen(["taskset", "-c", "0", "webdis", config], stdout=subprocess.DEVNULL)
-    wait_port(http_port)
+    load.wait_port(http_port)
     with socket.create_connection(("127.0.0.1", redis_port)) as sock:
         for start in range(0, 10_000, 500):
             batch = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
