@@ -1,0 +1,126 @@
+//! Config parsing, defaults and validation, by table.
+
+use super::*;
+
+#[test]
+fn embedded_file_equals_serde_defaults() {
+    let parsed = Config::parse(DEFAULT_TOML).expect("default.toml parses");
+    assert_eq!(parsed, Config::default());
+    parsed.validate().expect("defaults are valid");
+}
+
+#[test]
+fn missing_keys_take_defaults() {
+    let config = Config::parse("[store]\ncapacity = 7\n").unwrap();
+    assert_eq!(config.store.capacity, 7);
+    assert_eq!(config.server, ServerConfig::default());
+    assert_eq!(config.store.tick, Duration::from_millis(100));
+}
+
+#[test]
+fn sizes_and_durations_are_human_readable() {
+    let config = Config::parse(
+        "[store]\nmax_memory = \"64MB\"\nmax_value_bytes = \"2KiB\"\nmax_ttl = \"1h\"\ntick = \"5ms\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.store.max_memory.as_u64(), 64_000_000);
+    assert_eq!(config.store.max_value_bytes.as_u64(), 2048);
+    assert_eq!(config.store.max_ttl, Duration::from_secs(3600));
+    assert_eq!(config.store.tick, Duration::from_millis(5));
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let error = Config::parse("[store]\ncapasity = 7\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("capasity"), "{error}");
+}
+
+#[test]
+fn bad_type_is_named() {
+    let error = Config::parse("[server]\nport = \"http\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("port"), "{error}");
+}
+
+#[test]
+fn invalid_values_name_their_key() {
+    let cases = [
+        ("[store]\ncapacity = 0", "store.capacity"),
+        ("[store]\ntick = \"0s\"", "store.tick"),
+        ("[store]\nmax_ttl = \"0s\"", "store.max_ttl"),
+        ("[store]\nmax_key_bytes = 0", "store.max_key_bytes"),
+        ("[store]\nmax_memory = \"1KB\"", "store.max_memory"),
+        (
+            "[store]\ncapacity = 10\npartitions = 11",
+            "store.partitions",
+        ),
+        ("[server]\nmax_body = \"1KB\"", "server.max_body"),
+        ("[server]\nbind = \"not an address!\"", "server.bind"),
+        (
+            "[server]\nclient_request_timeout = \"300ms\"",
+            "server.client_request_timeout",
+        ),
+        ("[server]\nmax_connections = 0", "server.max_connections"),
+        (
+            "[auth]\ntoken_file = \"/nonexistent/token\"",
+            "/nonexistent/token",
+        ),
+    ];
+    for (text, key) in cases {
+        let config = Config::parse(text).unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains(key), "{text}: {error}");
+    }
+}
+
+#[test]
+fn the_token_never_appears_in_debug_output() {
+    let auth = AuthConfig {
+        token: "hunter2-secret".into(),
+        token_file: String::new(),
+    };
+    let shown = format!(
+        "{:?}",
+        Config {
+            auth,
+            ..Config::default()
+        }
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+}
+
+#[test]
+fn overrides_win() {
+    let mut config = Config::default();
+    config.apply(&Overrides {
+        bind: Some("0.0.0.0".into()),
+        port: Some(9),
+        capacity: Some(5),
+    });
+    assert_eq!(
+        (config.server.bind.as_str(), config.server.port),
+        ("0.0.0.0", 9)
+    );
+    assert_eq!(config.store.capacity, 5);
+}
+
+#[test]
+fn auto_partitions_never_smaller_than_1024_entries() {
+    let with_capacity = |capacity| StoreConfig {
+        capacity,
+        ..StoreConfig::default()
+    };
+    assert_eq!(with_capacity(100).resolved_partitions(), 1);
+    assert_eq!(with_capacity(2047).resolved_partitions(), 1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(with_capacity(1 << 30).resolved_partitions(), cores);
+    let fixed = StoreConfig {
+        partitions: 3,
+        ..with_capacity(100)
+    };
+    assert_eq!(fixed.resolved_partitions(), 3);
+}
