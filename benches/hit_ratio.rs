@@ -10,7 +10,7 @@
 //! Traces, both seeded and replayed cache-aside (get; on a miss, put), capacity
 //! 100,000, no TTLs (`now = 0`):
 //! - `zipf`: 2,000,000 requests, Zipf s = 0.99 over 1,000,000 keys;
-//! - `zipf + scans`: the same requests with a sequential scan of 200,000 keys never
+//! - `zipf + scans`: the same requests with a sequential scan of 50,000 keys never
 //!   seen before or again inserted after every 200,000 of them (9 scans). Scan
 //!   requests are always misses and count in the ratio.
 //!
@@ -44,7 +44,7 @@ const KEYS: u64 = 1_000_000;
 const REQUESTS: usize = 2_000_000;
 const ZIPF_EXPONENT: f64 = 0.99;
 const SCAN_EVERY: usize = 200_000;
-const SCAN_LENGTH: u64 = 200_000;
+const SCAN_LENGTH: u64 = 50_000;
 /// Requests between two drains of the read buffer (the server's tick).
 const TICK_EVERY: usize = 1_000;
 const PARTITIONS: [usize; 3] = [2, 4, 8];
@@ -153,7 +153,7 @@ fn main() {
     let zipf = zipf_trace();
     report("zipf (s = 0.99, 1M keys)", &zipf);
     report(
-        "zipf + scans (200k-key scan every 200k requests)",
+        "zipf + scans (50k-key scan every 200k requests)",
         &with_scans(&zipf),
     );
     println!("\n({:.1} s)", started.elapsed().as_secs_f64());
