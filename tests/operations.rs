@@ -276,3 +276,70 @@ fn oversized_heads_are_refused_with_431() {
     }
     assert_eq!(server.get("/health").status, 200);
 }
+
+/// The OpenAPI document describes exactly the routes the server answers, and the
+/// docs page and its assets are served locally.
+#[test]
+fn openapi_lists_every_route_and_docs_are_served_locally() {
+    let server = TestServer::start("");
+    let reply = server.get("/openapi.json");
+    assert_eq!(reply.status, 200);
+    let document = reply.json();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    let mut described: Vec<String> = Vec::new();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            described.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    described.sort();
+    let mut served = [
+        "PUT /kv/insert",
+        "GET /kv/{key}",
+        "DELETE /kv/delete/{key}",
+        "DELETE /kv/{key}",
+        "GET /v1/kv/{key}",
+        "HEAD /v1/kv/{key}",
+        "PUT /v1/kv/{key}",
+        "DELETE /v1/kv/{key}",
+        "GET /health",
+        "GET /v1/stats",
+        "GET /metrics",
+    ]
+    .map(String::from);
+    served.sort();
+    assert_eq!(described, served);
+    // Each described route is really answered (not the 404 of an unknown route).
+    for route in &served {
+        let (method, path) = route.split_once(' ').unwrap();
+        let path = path.replace("{key}", "k");
+        let body = (method == "PUT").then_some(br#"{"key":"k","value":1}"#.as_slice());
+        let reply = server.request(method, &path, &[("Content-Type", "application/json")], body);
+        assert!(reply.status < 500, "{route}: {}", reply.status);
+        if reply.status == 404 {
+            assert_eq!(
+                reply.header("content-type"),
+                Some("application/json"),
+                "{route}"
+            );
+            assert!(
+                !reply.body.contains("no route"),
+                "{route} is not served: {}",
+                reply.body
+            );
+        }
+    }
+    let page = server.get("/docs/");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("swagger-ui"), "{}", page.body);
+    assert!(
+        !page.body.contains("http://") && !page.body.contains("https://"),
+        "the page loads nothing remote"
+    );
+    let bundle = server.get("/docs/swagger-ui-bundle.js");
+    assert_eq!(bundle.status, 200);
+    assert!(bundle.body.len() > 100_000);
+    let redirect = server.request("GET", "/docs", &[], None);
+    assert_eq!(redirect.status, 200, "ureq follows the redirect to /docs/");
+    assert!(redirect.body.contains("swagger-ui"));
+}

@@ -25,6 +25,13 @@ fn dialect(req: &HttpRequest) -> Dialect {
     }
 }
 
+/// `/docs` → `/docs/`, where Swagger UI's relative asset paths resolve.
+pub async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/docs/"))
+        .finish()
+}
+
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
     let error = ApiError::RouteNotFound {
         method: req.method().to_string(),

@@ -16,6 +16,7 @@ mod input;
 mod meta;
 pub mod metrics;
 mod native;
+pub mod openapi;
 
 use actix_web::{HttpResponse, http::StatusCode, http::header::ContentType, web};
 
@@ -100,6 +101,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(web::scope("/v1/kv").default_service(web::to(native::dispatch)))
     .service(web::scope("/kv").default_service(web::to(compat::dispatch)))
+    .service(web::resource("/docs").route(web::get().to(meta::docs_redirect)))
+    .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
+        "/openapi.json",
+        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
+    ))
     .default_service(web::to(meta::not_found));
 }
 
