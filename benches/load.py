@@ -8,6 +8,8 @@ the same run, since this machine is shared and noisy):
                                        # resident, and PUT at capacity (every PUT evicts)
     python3 benches/load.py expiry     # 1,000,000 keys with TTLs spread over 10 s under a
                                        # GET load: time to reclaim all, GET p99 during vs after
+    python3 benches/load.py metrics    # the cost of per-request metrics: the same build with
+                                       # [metrics] requests on and off, A/B alternating
     python3 benches/load.py run --url http://127.0.0.1:8000 --script get --keys 10000
                                        # one wrk run against any RustKV
 
@@ -214,9 +216,36 @@ def expiry():
         process.wait()
 
 
+def metrics_overhead(rounds):
+    """Throughput with per-request metrics on vs off, side by side (A/B per round)."""
+    on, on_url, on_port = start_server(capacity=1_000_000)
+    off, off_url, off_port = start_server(capacity=1_000_000, extra="[metrics]\nrequests = false")
+    try:
+        preload(on_port, 10_000)
+        preload(off_port, 10_000)
+        ratios = {}
+        for round_no in range(rounds):
+            for script in ("get", "put", "mixed"):
+                order = [(on_url, "on"), (off_url, "off")]
+                if round_no % 2:
+                    order.reverse()
+                rates = {}
+                for url, name in order:
+                    rate, p99, bad = wrk(url, script, 10_000, seconds=5)
+                    report(f"{script} metrics {name} (round {round_no + 1})", rate, p99, bad)
+                    rates[name] = rate
+                ratios.setdefault(script, []).append(rates["on"] / rates["off"])
+        for script, values in ratios.items():
+            print(f"{script}: metrics on / off, median of {len(values)}: {statistics.median(values):.3f}")
+    finally:
+        for process in (on, off):
+            process.terminate()
+            process.wait()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", choices=["flat", "expiry", "run"])
+    parser.add_argument("recipe", choices=["flat", "expiry", "metrics", "run"])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--url")
     parser.add_argument("--script", default="get")
@@ -227,6 +256,8 @@ def main():
         flat(args.rounds)
     elif args.recipe == "expiry":
         expiry()
+    elif args.recipe == "metrics":
+        metrics_overhead(args.rounds if args.rounds != 3 else 6)
     else:
         report(f"{args.script} {args.keys} keys", *wrk(args.url, args.script, args.keys))
 

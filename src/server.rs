@@ -49,6 +49,7 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
     let workers = config.server.resolved_workers();
     let attach = (config.store.placement == Placement::Workers).then(|| store.clone());
     let access_log = config.log.access_log;
+    let request_metrics = config.metrics.requests;
     let server = HttpServer::new(move || {
         // Runs on each worker thread as it starts: adopt this worker's partitions.
         if let Some(store) = &attach {
@@ -65,9 +66,12 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
                     auth::require_token(token.clone().unwrap_or_default(), request, next)
                 }),
             ))
-            .wrap(from_fn(move |request, next| {
-                http::metrics::track(Arc::clone(&metrics), request, next)
-            }))
+            .wrap(Condition::new(
+                request_metrics,
+                from_fn(move |request, next| {
+                    http::metrics::track(Arc::clone(&metrics), request, next)
+                }),
+            ))
             .wrap(Condition::new(
                 access_log,
                 Logger::new(r#"%a "%r" %s %b %Dms"#),

@@ -27,6 +27,20 @@ pub struct Config {
     pub store: StoreConfig,
     pub log: LogConfig,
     pub auth: AuthConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Count and time every request by route (the only metrics on the request path).
+    pub requests: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { requests: true }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
