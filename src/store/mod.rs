@@ -205,7 +205,7 @@ impl Store {
 
     /// Reads `key` without a lock or a message; `None` if absent or expired.
     pub fn get(&self, key: &str) -> Option<Entry> {
-        self.partition(key).shared.get(key, self.now())
+        self.partition(key.as_bytes()).shared.get(key, self.now())
     }
 
     /// Nanoseconds until `entry` expires, if it has a TTL.
@@ -216,13 +216,13 @@ impl Store {
     }
 
     pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
-        let partition = self.partition(put.entry.key());
+        let partition = self.partition(put.entry.key_bytes());
         Ok(self.actor(partition).await?.send(put).await??)
     }
 
     /// Answers the removed entry's version, or `None` if the key was absent.
     pub async fn delete(&self, delete: Delete) -> Result<Option<u64>, StoreError> {
-        let partition = self.partition(&delete.key);
+        let partition = self.partition(delete.key.as_bytes());
         Ok(self.actor(partition).await?.send(delete).await??)
     }
 
@@ -249,7 +249,9 @@ impl Store {
         }
     }
 
-    fn partition(&self, key: &str) -> &PartitionHandle {
+    /// Routed by the key's bytes: a PUT has them in its entry and would otherwise
+    /// re-validate them as UTF-8 just to hash them.
+    fn partition(&self, key: &[u8]) -> &PartitionHandle {
         let hash = self.inner.hasher.hash_one(key);
         &self.inner.partitions[partition_index(hash, self.inner.partitions.len())]
     }
