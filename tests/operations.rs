@@ -199,7 +199,16 @@ fn token_guards_every_route_but_health() {
             reply.header("www-authenticate"),
             Some(r#"Bearer realm="rustkv""#)
         );
-        assert_eq!(reply.json()["error"], "unauthorized");
+        let expected = if path.starts_with("/kv/") {
+            json!({"detail": "missing or wrong bearer token"})
+        } else {
+            json!({"error": "unauthorized", "detail": "missing or wrong bearer token"})
+        };
+        assert_eq!(
+            reply.json(),
+            expected,
+            "{method} {path}: the family's error shape"
+        );
         let wrong = server.request(
             method,
             path,
@@ -296,6 +305,7 @@ fn openapi_lists_every_route_and_docs_are_served_locally() {
     let mut served = [
         "PUT /kv/insert",
         "GET /kv/{key}",
+        "HEAD /kv/{key}",
         "DELETE /kv/delete/{key}",
         "DELETE /kv/{key}",
         "GET /v1/kv/{key}",
@@ -303,6 +313,7 @@ fn openapi_lists_every_route_and_docs_are_served_locally() {
         "PUT /v1/kv/{key}",
         "DELETE /v1/kv/{key}",
         "GET /health",
+        "HEAD /health",
         "GET /v1/stats",
         "GET /metrics",
     ]

@@ -6,13 +6,14 @@
 //! never logged.
 
 use actix_web::{
-    HttpResponse,
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::header,
     middleware::Next,
 };
 use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, Dialect};
 
 /// Paths that never need a token: a load balancer's health check must work without one.
 const OPEN_PATHS: [&str; 1] = ["/health"];
@@ -42,11 +43,14 @@ pub async fn require_token<B: MessageBody>(
     if OPEN_PATHS.contains(&request.path()) || authorized(presented, &token) {
         return Ok(next.call(request).await?.map_into_left_body());
     }
-    let body = r#"{"error":"unauthorized","detail":"missing or wrong bearer token"}"#;
-    let response = HttpResponse::Unauthorized()
-        .insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="rustkv""#))
-        .content_type(header::ContentType::json())
-        .body(body);
+    // In the route family's own error shape, and closing the connection if a body
+    // was sent, as every error answered before the body is read.
+    let mut response =
+        ApiError::Unauthorized.respond(request.request(), Dialect::of(request.path()));
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(r#"Bearer realm="rustkv""#),
+    );
     Ok(request.into_response(response).map_into_right_body())
 }
 

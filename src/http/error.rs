@@ -22,6 +22,17 @@ pub enum Dialect {
     Native,
 }
 
+impl Dialect {
+    /// The family of a request path: PyRustKV's routes all live under `/kv/`.
+    pub fn of(path: &str) -> Dialect {
+        if path.starts_with("/kv/") {
+            Dialect::Compat
+        } else {
+            Dialect::Native
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -52,6 +63,8 @@ pub enum ApiError {
     PreconditionFailed { current: Option<u64> },
     #[error("the store is shutting down")]
     Unavailable,
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
 }
 
 fn describe(version: &Option<u64>) -> String {
@@ -98,6 +111,7 @@ impl ApiError {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
         }
     }
 
@@ -110,7 +124,8 @@ impl ApiError {
             | ApiError::BodyUnreadable(_)
             | ApiError::UnsupportedMediaType(_)
             | ApiError::RouteNotFound { .. }
-            | ApiError::MethodNotAllowed { .. } => true,
+            | ApiError::MethodNotAllowed { .. }
+            | ApiError::Unauthorized => true,
             ApiError::InvalidBody(_)
             | ApiError::InvalidKey(_)
             | ApiError::InvalidTtl(_)
@@ -171,6 +186,7 @@ mod tests {
             (ApiError::KeyNotFound, 404, 404),
             (ApiError::PreconditionFailed { current: None }, 412, 412),
             (ApiError::Unavailable, 503, 503),
+            (ApiError::Unauthorized, 401, 401),
         ];
         for (error, compat, native) in cases {
             assert_eq!(

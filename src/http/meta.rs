@@ -17,14 +17,6 @@ pub async fn stats(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.store.stats())
 }
 
-fn dialect(req: &HttpRequest) -> Dialect {
-    if req.path().starts_with("/kv/") {
-        Dialect::Compat
-    } else {
-        Dialect::Native
-    }
-}
-
 /// `/docs` → `/docs/`, where Swagger UI's relative asset paths resolve.
 pub async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
@@ -37,7 +29,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
         method: req.method().to_string(),
         path: req.path().to_owned(),
     };
-    error.respond(&req, dialect(&req))
+    error.respond(&req, Dialect::of(req.path()))
 }
 
 pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
@@ -45,5 +37,5 @@ pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
         method: req.method().to_string(),
         path: req.path().to_owned(),
     };
-    error.respond(&req, dialect(&req))
+    error.respond(&req, Dialect::of(req.path()))
 }

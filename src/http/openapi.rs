@@ -10,7 +10,14 @@
 #![allow(dead_code)] // the `#[utoipa::path]` functions exist only to be described
 
 use serde_json::Value;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{
+    Modify, OpenApi, ToSchema,
+    openapi::{
+        ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type,
+        header::Header,
+        security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
+    },
+};
 
 /// `PUT /kv/insert` body.
 #[derive(ToSchema)]
@@ -18,27 +25,29 @@ pub struct InsertRequest {
     /// Non-empty, at most `store.max_key_bytes` bytes.
     key: String,
     /// Any JSON value, `null` included.
-    #[schema(value_type = Object)]
     value: Value,
     /// Seconds to live (finite, > 0, at most `store.max_ttl`); absent or null: no expiry.
     ttl: Option<f64>,
 }
 
 /// `{"status": "success"}`
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct Status {
     #[schema(example = "success")]
     status: String,
 }
 
 /// A PyRustKV-route error: `{"detail": "..."}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct Detail {
     detail: String,
 }
 
 /// A native-route error: `{"error": code, "detail": "..."}`.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct NativeError {
     /// Machine-readable: `invalid_body`, `invalid_key`, `invalid_ttl`, `invalid_header`,
     /// `key_too_large`, `value_too_large`, `body_too_large`, `body_unreadable`,
@@ -49,15 +58,17 @@ pub struct NativeError {
 }
 
 /// `GET /kv/{key}` answer.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct KeyValue {
     key: String,
-    #[schema(value_type = Object)]
+    /// The stored JSON value, as sent.
     value: Value,
 }
 
 /// `PUT /v1/kv/{key}` answer.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct WrittenBody {
     key: String,
     /// Also in the `ETag` header, quoted.
@@ -84,6 +95,16 @@ fn compat_insert() {}
     ))]
 fn compat_get() {}
 
+#[utoipa::path(head, path = "/kv/{key}", tag = "PyRustKV-compatible",
+    params(("key" = String, Path, description = "The key, percent-encoded")),
+    responses(
+        (status = 200, description = "As GET, without a body"),
+        (status = 404, description = "Missing, expired or evicted"),
+        (status = 413, description = "Key over its limit"),
+        (status = 422, description = "Empty key or invalid UTF-8"),
+    ))]
+fn compat_head() {}
+
 #[utoipa::path(delete, path = "/kv/delete/{key}", tag = "PyRustKV-compatible",
     params(("key" = String, Path, description = "The key, percent-encoded")),
     responses(
@@ -105,13 +126,13 @@ fn compat_delete_short() {}
 #[utoipa::path(get, path = "/v1/kv/{key}", tag = "native",
     params(
         ("key" = String, Path, description = "The key, percent-encoded; may contain `/`"),
-        ("If-None-Match" = Option<String>, Header, description = "`\"N\"`: answer 304 if the version is N"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "`\"N\"`: answer 304 if the version is N"),
     ),
     responses(
-        (status = 200, description = "The stored JSON value", body = Object, content_type = "application/json",
+        (status = 200, description = "The stored JSON value", body = Value, content_type = "application/json",
             headers(
                 ("ETag" = String, description = "The version, quoted"),
-                ("X-Expires-In" = Option<u64>, description = "Whole seconds left (rounded up), when the key has a TTL"),
+                ("X-Expires-In" = u64, description = "Whole seconds left (rounded up); present only when the key has a TTL"),
             )),
         (status = 304, description = "If-None-Match matched", headers(("ETag" = String))),
         (status = 400, description = "Empty key, invalid UTF-8 or malformed header", body = NativeError),
@@ -121,10 +142,16 @@ fn compat_delete_short() {}
 fn native_get() {}
 
 #[utoipa::path(head, path = "/v1/kv/{key}", tag = "native",
-    params(("key" = String, Path, description = "The key, percent-encoded")),
+    params(
+        ("key" = String, Path, description = "The key, percent-encoded"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "`\"N\"`: answer 304 if the version is N"),
+    ),
     responses(
-        (status = 200, description = "As GET, without a body", headers(("ETag" = String), ("X-Expires-In" = Option<u64>))),
+        (status = 200, description = "As GET, without a body", headers(("ETag" = String), ("X-Expires-In" = u64))),
+        (status = 304, description = "If-None-Match matched", headers(("ETag" = String))),
+        (status = 400, description = "Empty key, invalid UTF-8 or malformed header"),
         (status = 404, description = "Missing, expired or evicted"),
+        (status = 413, description = "Key over its limit"),
     ))]
 fn native_head() {}
 
@@ -132,10 +159,10 @@ fn native_head() {}
     params(
         ("key" = String, Path, description = "The key, percent-encoded"),
         ("ttl" = Option<f64>, Query, description = "Seconds to live (finite, > 0, at most store.max_ttl)"),
-        ("If-Match" = Option<String>, Header, description = "`\"N\"` (or a list, or `*`): write only if the current version matches"),
-        ("If-None-Match" = Option<String>, Header, description = "`*`: write only if the key is absent"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "`\"N\"` (or a list, or `*`): write only if the current version matches"),
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "`*`: write only if the key is absent"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "The value: any JSON"),
+    request_body(content = Value, content_type = "application/json", description = "The value: any JSON"),
     responses(
         (status = 201, description = "Created", body = WrittenBody, headers(("ETag" = String))),
         (status = 200, description = "Replaced", body = WrittenBody, headers(("ETag" = String))),
@@ -149,19 +176,24 @@ fn native_put() {}
 #[utoipa::path(delete, path = "/v1/kv/{key}", tag = "native",
     params(
         ("key" = String, Path, description = "The key, percent-encoded"),
-        ("If-Match" = Option<String>, Header, description = "Delete only if the current version matches"),
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Delete only if the current version matches"),
     ),
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Invalid key or header", body = NativeError),
         (status = 404, description = "Absent", body = NativeError),
         (status = 412, description = "If-Match failed", body = NativeError),
+        (status = 413, description = "Key over its limit", body = NativeError),
     ))]
 fn native_delete() {}
 
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses((status = 200, description = "Serving", body = Status)))]
 fn health() {}
+
+#[utoipa::path(head, path = "/health", tag = "operations",
+    responses((status = 200, description = "Serving")))]
+fn health_head() {}
 
 #[utoipa::path(get, path = "/v1/stats", tag = "operations",
     responses((status = 200, description = "Keys, capacity, memory and counters, in total and per partition", body = Object)))]
@@ -182,6 +214,7 @@ fn metrics() {}
     paths(
         compat_insert,
         compat_get,
+        compat_head,
         compat_delete,
         compat_delete_short,
         native_get,
@@ -189,9 +222,81 @@ fn metrics() {}
         native_put,
         native_delete,
         health,
+        health_head,
         stats,
         metrics
     ),
-    components(schemas(InsertRequest, Status, Detail, NativeError, KeyValue, WrittenBody))
+    components(schemas(InsertRequest, Status, Detail, NativeError, KeyValue, WrittenBody)),
+    modifiers(&CommonResponses)
 )]
 pub struct ApiDoc;
+
+/// Adds what every route shares rather than repeating it on each: the optional
+/// bearer token (a security scheme, 401 on every route but `/health`) and 503 on
+/// the writes, which need the store's actors (they answer it while shutting down).
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if path == "/health" {
+                continue;
+            }
+            let error = if path.starts_with("/kv/") {
+                "Detail"
+            } else {
+                "NativeError"
+            };
+            let operations = [
+                (&mut item.get, false, true),
+                (&mut item.head, false, false),
+                (&mut item.put, true, true),
+                (&mut item.delete, true, true),
+            ];
+            for (operation, writes, has_body) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                // Either a bearer token or none: which one depends on the config.
+                operation.security = Some(vec![
+                    SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    SecurityRequirement::default(),
+                ]);
+                let responses = &mut operation.responses.responses;
+                let unauthorized = ResponseBuilder::new()
+                    .description("A token is configured and the request lacks it")
+                    .header(
+                        "WWW-Authenticate",
+                        Header::new(ObjectBuilder::new().schema_type(Type::String)),
+                    );
+                responses.insert("401".into(), with_body(unauthorized, error, has_body));
+                if writes {
+                    let unavailable =
+                        ResponseBuilder::new().description("The server is shutting down");
+                    responses.insert("503".into(), with_body(unavailable, error, has_body));
+                }
+            }
+        }
+    }
+}
+
+fn with_body(
+    response: ResponseBuilder,
+    schema: &str,
+    has_body: bool,
+) -> RefOr<utoipa::openapi::Response> {
+    let response = if has_body {
+        let content = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build();
+        response.content("application/json", content)
+    } else {
+        response
+    };
+    RefOr::T(response.build())
+}

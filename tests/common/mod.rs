@@ -3,8 +3,12 @@
 //!
 //! `TestServer::start` takes TOML that overrides the defaults; `start_mocked` runs
 //! the store on `quanta::Clock::mock()` so TTL tests move time instead of sleeping.
+//! Every response the client sees is checked against the OpenAPI document
+//! (`contract`), so each test is also a contract test.
 
 #![allow(dead_code)] // each test binary uses its own subset
+
+pub mod contract;
 
 use std::{
     sync::{Arc, mpsc},
@@ -131,11 +135,13 @@ impl TestServer {
             })
             .collect();
         let body = response.into_string().expect("readable body");
-        Reply {
+        let reply = Reply {
             status,
             headers,
             body,
-        }
+        };
+        contract::check(method, path, &reply);
+        reply
     }
 
     pub fn get(&self, path: &str) -> Reply {
