@@ -19,7 +19,7 @@ use log::{info, warn};
 
 use crate::{
     config::{Config, Placement},
-    http::{self, AppState, Limits, auth, metrics::Metrics},
+    http::{self, AppState, Limits, auth, metrics::Metrics, tracking::RequestMetrics},
     store::Store,
 };
 
@@ -68,9 +68,7 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
             ))
             .wrap(Condition::new(
                 request_metrics,
-                from_fn(move |request, next| {
-                    http::metrics::track(Arc::clone(&metrics), request, next)
-                }),
+                RequestMetrics(metrics.routes.clone()),
             ))
             .wrap(Condition::new(
                 access_log,

@@ -1,5 +1,5 @@
-//! Prometheus metrics: what `/metrics` exposes, and the request middleware that
-//! counts requests and their latency.
+//! Prometheus metrics: what `/metrics` exposes. The request middleware that feeds
+//! the per-route series is in `tracking`.
 //!
 //! Produced by the `prometheus` crate, never hand-formatted. Store figures are not
 //! kept twice: a `Collector` reads the store's own atomic counters at scrape time,
@@ -7,46 +7,26 @@
 //! reads and a few atomic adds on handles resolved once at start-up (no label
 //! lookups on the hot path).
 
-use std::{sync::Arc, time::Instant};
+use std::sync::Arc;
 
-use actix_web::{
-    HttpResponse,
-    body::MessageBody,
-    dev::{ServiceRequest, ServiceResponse},
-    http::{Method, StatusCode, header::ContentType},
-    web,
-};
+use actix_web::{HttpResponse, http::header::ContentType, web};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
     core::{Collector, Desc},
     proto::MetricFamily,
 };
 
-use super::AppState;
+use super::{
+    AppState,
+    tracking::{CLASSES, ROUTES, RouteHandles},
+};
 use crate::store::{PartitionStats, Store};
-
-/// Route labels: a fixed set, so a client cannot grow the label space.
-const ROUTES: [&str; 9] = [
-    "compat_insert",
-    "compat_get",
-    "compat_delete",
-    "native_get",
-    "native_put",
-    "native_delete",
-    "health",
-    "stats",
-    "other",
-];
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The metrics handles shared by every worker.
 pub struct Metrics {
     registry: Registry,
-    /// `[route][class]`
-    requests: Vec<Vec<IntCounter>>,
-    /// `[route]`
-    latency: Vec<Histogram>,
+    /// The request middleware's handles (see `tracking`).
+    pub routes: RouteHandles,
     /// Time from sending a write to its partition actor to its reply.
     pub actor_round_trip: Histogram,
 }
@@ -99,16 +79,9 @@ impl Metrics {
             .collect();
         Ok(Arc::new(Metrics {
             registry,
-            requests,
-            latency,
+            routes: RouteHandles { requests, latency },
             actor_round_trip,
         }))
-    }
-
-    fn observe(&self, route: usize, status: StatusCode, started: Instant) {
-        let class = (status.as_u16() / 100).clamp(1, 5) as usize - 1;
-        self.requests[route][class].inc();
-        self.latency[route].observe(started.elapsed().as_secs_f64());
     }
 
     /// The exposition text.
@@ -131,59 +104,6 @@ pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
                 .expect("valid mime"),
         ))
         .body(state.metrics.render())
-}
-
-/// A request's route label, as an index into `ROUTES` (declared in the same order),
-/// so counting a request needs no search.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Route {
-    CompatInsert,
-    CompatGet,
-    CompatDelete,
-    NativeGet,
-    NativePut,
-    NativeDelete,
-    Health,
-    Stats,
-    Other,
-}
-
-/// Which route label a request counts under.
-fn route_of(method: &Method, path: &str) -> Route {
-    if path == "/kv/insert" && method == Method::PUT {
-        Route::CompatInsert
-    } else if path.starts_with("/kv/") {
-        if method == Method::DELETE {
-            Route::CompatDelete
-        } else {
-            Route::CompatGet
-        }
-    } else if path.starts_with("/v1/kv/") {
-        match *method {
-            Method::PUT => Route::NativePut,
-            Method::DELETE => Route::NativeDelete,
-            _ => Route::NativeGet,
-        }
-    } else if path == "/health" {
-        Route::Health
-    } else if path == "/v1/stats" {
-        Route::Stats
-    } else {
-        Route::Other
-    }
-}
-
-/// Middleware body: counts the request and times it.
-pub async fn track<B: MessageBody>(
-    metrics: Arc<Metrics>,
-    request: ServiceRequest,
-    next: actix_web::middleware::Next<B>,
-) -> Result<ServiceResponse<B>, actix_web::Error> {
-    let started = Instant::now();
-    let route = route_of(request.method(), request.path()) as usize;
-    let response = next.call(request).await?;
-    metrics.observe(route, response.status(), started);
-    Ok(response)
 }
 
 /// Exposes the store's own counters at scrape time, per partition.
@@ -352,33 +272,5 @@ impl Collector for StoreCollector {
             }
         }
         families
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn route_indexes_name_their_labels() {
-        let cases = [
-            (Method::PUT, "/kv/insert", "compat_insert"),
-            (Method::GET, "/kv/a", "compat_get"),
-            (Method::DELETE, "/kv/delete/a", "compat_delete"),
-            (Method::GET, "/v1/kv/a", "native_get"),
-            (Method::PUT, "/v1/kv/a", "native_put"),
-            (Method::DELETE, "/v1/kv/a", "native_delete"),
-            (Method::GET, "/health", "health"),
-            (Method::GET, "/v1/stats", "stats"),
-            (Method::GET, "/metrics", "other"),
-        ];
-        for (method, path, label) in cases {
-            assert_eq!(
-                ROUTES[route_of(&method, path) as usize],
-                label,
-                "{method} {path}"
-            );
-        }
-        assert_eq!(ROUTES.len(), Route::Other as usize + 1);
     }
 }

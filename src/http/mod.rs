@@ -8,6 +8,8 @@
 //! - `meta`: `/health`, `/v1/stats`, unknown routes and wrong methods.
 //! - `input`: turning request parts into validated inputs.
 //! - `error`: `ApiError` and its mapping to statuses.
+//! - `auth`, `tracking`: the bearer-token and request-metrics middlewares.
+//! - `metrics`, `openapi`: `/metrics`, `/openapi.json` and `/docs`.
 
 pub mod auth;
 mod compat;
@@ -17,6 +19,7 @@ mod meta;
 pub mod metrics;
 mod native;
 pub mod openapi;
+pub mod tracking;
 
 use actix_web::{HttpResponse, http::StatusCode, http::header::ContentType, web};
 

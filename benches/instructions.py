@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Instructions per request, counted by callgrind: the same release build with
+`[metrics] requests` on and off, so the cost of request metrics is a repeatable count
+instead of a noisy throughput figure.
+
+Run from the project root:  python3 benches/instructions.py [--requests 3000]
+
+For each configuration and each request kind it runs the server (one HTTP worker,
+which also runs the partition actors) under `valgrind --tool=callgrind` twice, serving
+N and 2N requests on one keep-alive connection, counts the worker thread's
+instructions, and reports (I(2N) - I(N)) / N: the instructions one more request
+costs, start-up and shutdown cancelled out. The tick is set to its 10 s maximum so timers
+add (almost) nothing that depends on how long a run takes under valgrind.
+
+Instruction counts are not time: they miss cache misses and atomic contention. Read
+them beside the wrk A/B of `python3 benches/load.py metrics`.
+"""
+import argparse
+import glob
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BINARY = os.path.abspath("target/release/rustkv")
+KINDS = {
+    "native-get": ("GET", "/v1/kv/key{n}", None),
+    "native-put": ("PUT", "/v1/kv/key{n}?ttl=3600", '{"name":"Alice","age":30}'),
+    "compat-get": ("GET", "/kv/key{n}", None),
+    "compat-put": ("PUT", "/kv/insert", '{"key":"key{n}","value":{"name":"Alice","age":30}}'),
+}
+KEYS = 100
+
+
+def log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port, process, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited early with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server on port {port} never came up")
+
+
+def send(conn, method, path, body):
+    headers = {"Content-Type": "application/json"} if body else {}
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    if response.status >= 300:
+        raise SystemExit(f"{method} {path} answered {response.status}")
+
+
+def count(kind, metrics_on, requests, tmp):
+    """Instructions the HTTP worker thread runs to serve `requests` requests of `kind`."""
+    port = free_port()
+    config = os.path.join(tmp, "rustkv.toml")
+    with open(config, "w") as file:
+        file.write(f'[server]\nport = {port}\nworkers = 1\n\n[store]\ntick = "10s"\n\n'
+                   f"[metrics]\nrequests = {str(metrics_on).lower()}\n")
+    out = os.path.join(tmp, "callgrind.out")
+    process = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}", BINARY, "--config", config],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
+    try:
+        wait_port(port, process)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for n in range(KEYS):  # the keys the GETs read
+            send(conn, "PUT", f"/v1/kv/key{n}", '{"name":"Alice","age":30}')
+        method, path, body = KINDS[kind]
+        for n in range(requests):
+            key = n % KEYS
+            send(conn, method, path.format(n=key), body and body.replace("{n}", str(key)))
+        conn.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    per_thread = []
+    for path in glob.glob(out + "-*"):
+        with open(path) as file:
+            totals = re.search(r"^(?:summary|totals): (\d+)", file.read(), re.MULTILINE)
+        per_thread.append(int(totals.group(1)))
+        os.remove(path)
+    # The HTTP worker (which also runs the partition actors) does nearly all the work;
+    # the other threads (accept loop, signals) only add run-length noise.
+    return max(per_thread)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--binary", help="measure this rustkv binary instead of building one "
+                        "(e.g. an older commit's, for a before/after)")
+    args = parser.parse_args()
+    global BINARY
+    if not shutil.which("valgrind"):
+        raise SystemExit("needs valgrind (apt-get install valgrind)")
+    if args.binary:
+        BINARY = os.path.abspath(args.binary)
+    else:
+        log("building rustkv (release) ...")
+        subprocess.run(["cargo", "build", "--release", "--quiet"], check=True)
+    n = args.requests
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in args.kinds.split(","):
+            per_request = {}
+            for metrics_on in (False, True):
+                low = count(kind, metrics_on, n, tmp)
+                high = count(kind, metrics_on, 2 * n, tmp)
+                per_request[metrics_on] = (high - low) / n
+                log(f"{kind} metrics {'on' if metrics_on else 'off'}: {per_request[metrics_on]:,.0f} "
+                    f"instructions per request ({low:,} for {n}, {high:,} for {2 * n})")
+            off, on = per_request[False], per_request[True]
+            results[kind] = {"off": round(off), "on": round(on), "ratio": round(on / off, 4)}
+            print(f"{kind}: {off:,.0f} -> {on:,.0f} instructions per request with metrics "
+                  f"(on / off = {on / off:.4f}, +{on - off:,.0f})", flush=True)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
