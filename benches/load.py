@@ -216,7 +216,7 @@ def expiry():
         process.wait()
 
 
-def metrics_overhead(rounds):
+def metrics_overhead(rounds, scripts=("get", "put", "mixed")):
     """Throughput with per-request metrics on vs off, side by side (A/B per round)."""
     on, on_url, on_port = start_server(capacity=1_000_000)
     off, off_url, off_port = start_server(capacity=1_000_000, extra="[metrics]\nrequests = false")
@@ -225,7 +225,7 @@ def metrics_overhead(rounds):
         preload(off_port, 10_000)
         ratios = {}
         for round_no in range(rounds):
-            for script in ("get", "put", "mixed"):
+            for script in scripts:
                 order = [(on_url, "on"), (off_url, "off")]
                 if round_no % 2:
                     order.reverse()
