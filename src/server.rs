@@ -74,7 +74,7 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
                 access_log,
                 Logger::new(r#"%a "%r" %s %b %Dms"#),
             ))
-            .configure(http::configure)
+            .configure(|cfg| http::configure(cfg, &state.limits))
     })
     .workers(workers)
     .max_connections(config.server.max_connections)

@@ -85,7 +85,11 @@ fn accepts_described_responses() {
         (
             "POST",
             "/kv/insert",
-            reply(405, &[JSON], r#"{"detail":"method POST not allowed"}"#),
+            reply(
+                405,
+                &[JSON, ("Allow", "GET, HEAD, PUT, DELETE")],
+                r#"{"detail":"method POST not allowed"}"#,
+            ),
         ),
     ];
     for (method, path, reply) in good {
@@ -171,6 +175,18 @@ fn rejects_each_kind_of_breach() {
             "/kv/a",
             reply(405, &[JSON], r#"{"error":"x","detail":"d"}"#),
             "does not match",
+        ),
+        (
+            "PUT",
+            "/kv/a",
+            reply(405, &[JSON], r#"{"detail":"d"}"#),
+            "without an Allow header",
+        ),
+        (
+            "PUT",
+            "/kv/a",
+            reply(405, &[JSON, ("Allow", "GET, PUT")], r#"{"detail":"d"}"#),
+            "the document lists",
         ),
     ];
     for (method, path, reply, expected) in bad {

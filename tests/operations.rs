@@ -354,3 +354,26 @@ fn openapi_lists_every_route_and_docs_are_served_locally() {
     assert_eq!(redirect.status, 200, "ureq follows the redirect to /docs/");
     assert!(redirect.body.contains("swagger-ui"));
 }
+
+/// The served document states the configured TTL ceiling on both TTL inputs.
+#[test]
+fn openapi_carries_the_configured_ttl_ceiling() {
+    let server = TestServer::start("[store]\nmax_ttl = \"1h\"\n");
+    let document = server.get("/openapi.json").json();
+    let body_ttl = &document["components"]["schemas"]["InsertRequest"]["properties"]["ttl"];
+    assert_eq!(body_ttl["maximum"], json!(3600));
+    assert_eq!(body_ttl["exclusiveMinimum"], json!(0));
+    let parameters = document["paths"]["/v1/kv/{key}"]["put"]["parameters"]
+        .as_array()
+        .unwrap();
+    let query_ttl = parameters.iter().find(|p| p["name"] == "ttl").unwrap();
+    assert_eq!(query_ttl["schema"]["maximum"], json!(3600));
+    // And the server holds to it: one second more is refused.
+    let reply = server.request(
+        "PUT",
+        "/v1/kv/k?ttl=3601",
+        &[("Content-Type", "application/json")],
+        Some(b"1"),
+    );
+    assert_eq!(reply.status, 400);
+}

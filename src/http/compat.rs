@@ -55,6 +55,12 @@ pub async fn dispatch(
         _ => Err(ApiError::MethodNotAllowed {
             method: req.method().to_string(),
             path: path.to_owned(),
+            // GET and DELETE take any key, "insert" included.
+            allow: if path == "/kv/insert" {
+                "GET, HEAD, PUT, DELETE"
+            } else {
+                "GET, HEAD, DELETE"
+            },
         }),
     };
     result.unwrap_or_else(|error| error.respond(&req, Dialect::Compat))

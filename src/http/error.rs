@@ -57,8 +57,13 @@ pub enum ApiError {
     KeyNotFound,
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
-    #[error("method {method} not allowed on {path}")]
-    MethodNotAllowed { method: String, path: String },
+    #[error("method {method} not allowed on {path}; allowed: {allow}")]
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        /// The `Allow` header a 405 must carry (RFC 9110, 15.5.6).
+        allow: &'static str,
+    },
     #[error("precondition failed: the key's current version is {}", describe(.current))]
     PreconditionFailed { current: Option<u64> },
     #[error("the store is shutting down")]
@@ -151,6 +156,11 @@ impl ApiError {
             detail: self.to_string(),
         };
         let mut response = HttpResponse::build(status).json(body);
+        if let ApiError::MethodNotAllowed { allow, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
         if self.abandons_body() && has_body(req) {
             response
                 .head_mut()

@@ -144,30 +144,71 @@ fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
 }
 
 /// Parses `If-Match` / `If-None-Match`: `*` or a list of entity tags. Tags that are
-/// not one of our versions are kept as "matches nothing".
+/// not one of our versions are kept as "matches nothing". `If-Match` compares
+/// strongly, so a weak tag there matches nothing; `If-None-Match` compares weakly
+/// (RFC 9110, 13.1.1 and 13.1.2).
 pub fn tags(req: &HttpRequest, name: HeaderName) -> Result<Option<Tags>, ApiError> {
     let Some(value) = req.headers().get(&name) else {
         return Ok(None);
     };
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidHeader(format!("{name} is not valid ASCII")))?
-        .trim();
-    if text == "*" {
+    let text = value.as_bytes().trim_ascii();
+    if text == b"*" {
         return Ok(Some(Tags::Any));
     }
-    let mut versions = Vec::new();
-    for tag in text.split(',').map(str::trim).filter(|tag| !tag.is_empty()) {
-        let opaque = tag.strip_prefix("W/").unwrap_or(tag);
-        let quoted = opaque
-            .strip_prefix('"')
-            .and_then(|rest| rest.strip_suffix('"'));
-        let inner = quoted.ok_or_else(|| {
-            ApiError::InvalidHeader(format!("{name}: {tag} is not a quoted entity tag"))
-        })?;
-        versions.extend(inner.parse::<u64>().ok());
-    }
+    let strong_only = name == header::IF_MATCH;
+    let tags = entity_tags(text).map_err(|at| {
+        let shown = String::from_utf8_lossy(&text[at..]);
+        ApiError::InvalidHeader(format!(
+            "{name}: not a list of quoted entity tags at {shown:?}"
+        ))
+    })?;
+    let versions = tags
+        .into_iter()
+        .filter(|(weak, _)| !(strong_only && *weak))
+        .filter_map(|(_, opaque)| std::str::from_utf8(opaque).ok()?.parse().ok())
+        .collect();
     Ok(Some(Tags::Versions(versions)))
+}
+
+/// Splits an entity-tag list, `#( [W/] DQUOTE *etagc DQUOTE )`, into (weak, opaque)
+/// pairs. The opaque part may hold commas, so the list is scanned, not split.
+/// Empty list elements are allowed, as RFC 9110 (5.6.1) asks. On error: the offset.
+fn entity_tags(text: &[u8]) -> Result<Vec<(bool, &[u8])>, usize> {
+    let is_etagc = |byte: u8| byte == 0x21 || (0x23..=0x7e).contains(&byte) || byte >= 0x80;
+    let mut tags = Vec::new();
+    let mut at = 0;
+    loop {
+        while at < text.len() && matches!(text[at], b',' | b' ' | b'\t') {
+            at += 1;
+        }
+        if at == text.len() {
+            return Ok(tags);
+        }
+        let start = at;
+        let weak = text[at..].starts_with(b"W/");
+        if weak {
+            at += 2;
+        }
+        if text.get(at) != Some(&b'"') {
+            return Err(start);
+        }
+        let opaque_len = text[at + 1..]
+            .iter()
+            .take_while(|&&byte| is_etagc(byte))
+            .count();
+        let close = at + 1 + opaque_len;
+        if text.get(close) != Some(&b'"') {
+            return Err(start);
+        }
+        tags.push((weak, &text[at + 1..close]));
+        at = close + 1;
+        while at < text.len() && matches!(text[at], b' ' | b'\t') {
+            at += 1;
+        }
+        if at < text.len() && text[at] != b',' {
+            return Err(at);
+        }
+    }
 }
 
 /// The `ETag` value for a version.
@@ -224,20 +265,45 @@ mod tests {
     }
 
     #[test]
-    fn entity_tags() {
-        let parse = |value: &str| {
+    fn entity_tag_lists() {
+        let parse = |name: HeaderName, value: &[u8]| {
+            let value = header::HeaderValue::from_bytes(value).unwrap();
             let req = TestRequest::default()
-                .insert_header((header::IF_MATCH, value))
+                .insert_header((name.clone(), value))
                 .to_http_request();
-            tags(&req, header::IF_MATCH)
+            tags(&req, name)
         };
-        assert_eq!(parse("*").unwrap(), Some(Tags::Any));
+        let if_match = |value: &str| parse(header::IF_MATCH, value.as_bytes());
+        let if_none_match = |value: &str| parse(header::IF_NONE_MATCH, value.as_bytes());
+        let versions = |list: &[u64]| Some(Tags::Versions(list.to_vec()));
+        assert_eq!(if_match(" * ").unwrap(), Some(Tags::Any));
+        assert_eq!(if_match("\"3\", \"4\"").unwrap(), versions(&[3, 4]));
+        // Strong comparison for If-Match: a weak tag matches nothing; weak for If-None-Match.
+        assert_eq!(if_match("\"3\", W/\"4\"").unwrap(), versions(&[3]));
+        assert_eq!(if_none_match("\"3\", W/\"4\"").unwrap(), versions(&[3, 4]));
+        // Not our versions: valid, matching nothing; commas inside tags; empty elements.
+        assert_eq!(if_match("\"abc\"").unwrap(), versions(&[]));
+        assert_eq!(if_none_match("W/\"a,b\",\"7\"").unwrap(), versions(&[7]));
+        assert_eq!(if_none_match(", \"\" ,,\"5\",").unwrap(), versions(&[5]));
+        assert_eq!(if_match("").unwrap(), versions(&[]));
         assert_eq!(
-            parse("\"3\", W/\"4\"").unwrap(),
-            Some(Tags::Versions(vec![3, 4]))
+            parse(header::IF_NONE_MATCH, b"\"\xe9\", \"2\"").unwrap(),
+            versions(&[2])
         );
-        assert_eq!(parse("\"abc\"").unwrap(), Some(Tags::Versions(vec![])));
-        assert!(parse("3").is_err());
+        for bad in [
+            "3",
+            "\"3",
+            "\"3\"x",
+            "W/3",
+            "\"a b\"",
+            "\"3\" \"4\"",
+            "w/\"3\"",
+        ] {
+            assert!(
+                matches!(if_match(bad), Err(ApiError::InvalidHeader(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -36,6 +36,12 @@ pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let error = ApiError::MethodNotAllowed {
         method: req.method().to_string(),
         path: req.path().to_owned(),
+        // The fixed resources (see `configure`): only /health answers HEAD.
+        allow: if req.path() == "/health" {
+            "GET, HEAD"
+        } else {
+            "GET"
+        },
     };
     error.respond(&req, Dialect::of(req.path()))
 }

@@ -84,7 +84,7 @@ impl AppState {
 /// The key routes are prefix scopes whose handlers dispatch on the method and read
 /// the key from the raw path: a `{key:.*}` pattern would run a regex on every
 /// request, which profiling showed at about a fifth of a PUT's instructions.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, limits: &Limits) {
     let not_allowed = || web::to(meta::method_not_allowed);
     cfg.service(
         web::resource("/health")
@@ -105,10 +105,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(web::scope("/v1/kv").default_service(web::to(native::dispatch)))
     .service(web::scope("/kv").default_service(web::to(compat::dispatch)))
     .service(web::resource("/docs").route(web::get().to(meta::docs_redirect)))
-    .service(utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}").url(
-        "/openapi.json",
-        <openapi::ApiDoc as utoipa::OpenApi>::openapi(),
-    ))
+    .service(
+        utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
+            .url("/openapi.json", openapi::document(limits.max_ttl_secs)),
+    )
     .default_service(web::to(meta::not_found));
 }
 

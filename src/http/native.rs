@@ -44,6 +44,7 @@ pub async fn dispatch(
         _ => Err(ApiError::MethodNotAllowed {
             method: req.method().to_string(),
             path: req.path().to_owned(),
+            allow: "GET, HEAD, PUT, DELETE",
         }),
     };
     native(&req, result)

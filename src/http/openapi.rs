@@ -11,9 +11,9 @@
 
 use serde_json::Value;
 use utoipa::{
-    Modify, OpenApi, ToSchema,
+    Modify, Number, OpenApi, ToSchema,
     openapi::{
-        ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type,
+        ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Schema, Type,
         header::Header,
         security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme},
     },
@@ -23,10 +23,12 @@ use utoipa::{
 #[derive(ToSchema)]
 pub struct InsertRequest {
     /// Non-empty, at most `store.max_key_bytes` bytes.
+    #[schema(min_length = 1)]
     key: String,
     /// Any JSON value, `null` included.
     value: Value,
     /// Seconds to live (finite, > 0, at most `store.max_ttl`); absent or null: no expiry.
+    #[schema(exclusive_minimum = 0.0)]
     ttl: Option<f64>,
 }
 
@@ -86,7 +88,7 @@ pub struct WrittenBody {
 fn compat_insert() {}
 
 #[utoipa::path(get, path = "/kv/{key}", tag = "PyRustKV-compatible",
-    params(("key" = String, Path, description = "The key, percent-encoded; may contain `/`")),
+    params(("key" = String, Path, min_length = 1, description = "The key, percent-encoded; may contain `/`")),
     responses(
         (status = 200, description = "Found", body = KeyValue),
         (status = 404, description = "Missing, expired or evicted", body = Detail),
@@ -96,7 +98,7 @@ fn compat_insert() {}
 fn compat_get() {}
 
 #[utoipa::path(head, path = "/kv/{key}", tag = "PyRustKV-compatible",
-    params(("key" = String, Path, description = "The key, percent-encoded")),
+    params(("key" = String, Path, min_length = 1, description = "The key, percent-encoded")),
     responses(
         (status = 200, description = "As GET, without a body"),
         (status = 404, description = "Missing, expired or evicted"),
@@ -106,7 +108,7 @@ fn compat_get() {}
 fn compat_head() {}
 
 #[utoipa::path(delete, path = "/kv/delete/{key}", tag = "PyRustKV-compatible",
-    params(("key" = String, Path, description = "The key, percent-encoded")),
+    params(("key" = String, Path, min_length = 1, description = "The key, percent-encoded")),
     responses(
         (status = 200, description = "Deleted, or was absent", body = Status),
         (status = 413, description = "Key over its limit", body = Detail),
@@ -115,7 +117,7 @@ fn compat_head() {}
 fn compat_delete() {}
 
 #[utoipa::path(delete, path = "/kv/{key}", tag = "PyRustKV-compatible",
-    params(("key" = String, Path, description = "The key, percent-encoded")),
+    params(("key" = String, Path, min_length = 1, description = "The key, percent-encoded")),
     responses(
         (status = 200, description = "Deleted, or was absent", body = Status),
         (status = 413, description = "Key over its limit", body = Detail),
@@ -125,7 +127,7 @@ fn compat_delete_short() {}
 
 #[utoipa::path(get, path = "/v1/kv/{key}", tag = "native",
     params(
-        ("key" = String, Path, description = "The key, percent-encoded; may contain `/`"),
+        ("key" = String, Path, min_length = 1, description = "The key, percent-encoded; may contain `/`"),
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "`\"N\"`: answer 304 if the version is N"),
     ),
     responses(
@@ -143,7 +145,7 @@ fn native_get() {}
 
 #[utoipa::path(head, path = "/v1/kv/{key}", tag = "native",
     params(
-        ("key" = String, Path, description = "The key, percent-encoded"),
+        ("key" = String, Path, min_length = 1, description = "The key, percent-encoded"),
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "`\"N\"`: answer 304 if the version is N"),
     ),
     responses(
@@ -157,8 +159,8 @@ fn native_head() {}
 
 #[utoipa::path(put, path = "/v1/kv/{key}", tag = "native",
     params(
-        ("key" = String, Path, description = "The key, percent-encoded"),
-        ("ttl" = Option<f64>, Query, description = "Seconds to live (finite, > 0, at most store.max_ttl)"),
+        ("key" = String, Path, min_length = 1, description = "The key, percent-encoded"),
+        ("ttl" = Option<f64>, Query, exclusive_minimum = 0.0, description = "Seconds to live (finite, > 0, at most store.max_ttl)"),
         ("If-Match" = Option<String>, Header, nullable = false, description = "`\"N\"` (or a list, or `*`): write only if the current version matches"),
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "`*`: write only if the key is absent"),
     ),
@@ -175,7 +177,7 @@ fn native_put() {}
 
 #[utoipa::path(delete, path = "/v1/kv/{key}", tag = "native",
     params(
-        ("key" = String, Path, description = "The key, percent-encoded"),
+        ("key" = String, Path, min_length = 1, description = "The key, percent-encoded"),
         ("If-Match" = Option<String>, Header, nullable = false, description = "Delete only if the current version matches"),
     ),
     responses(
@@ -230,6 +232,38 @@ fn metrics() {}
     modifiers(&CommonResponses)
 )]
 pub struct ApiDoc;
+
+/// The document as this server serves it: the static description, with the
+/// configured TTL ceiling (`store.max_ttl`) as the `maximum` of both TTL inputs.
+pub fn document(max_ttl_secs: f64) -> utoipa::openapi::OpenApi {
+    let mut openapi = ApiDoc::openapi();
+    let set_maximum = |schema: Option<&mut RefOr<Schema>>| {
+        if let Some(RefOr::T(Schema::Object(object))) = schema {
+            object.maximum = Some(Number::Float(max_ttl_secs));
+        }
+    };
+    if let Some(RefOr::T(Schema::Object(insert))) = openapi
+        .components
+        .as_mut()
+        .and_then(|components| components.schemas.get_mut("InsertRequest"))
+    {
+        set_maximum(insert.properties.get_mut("ttl"));
+    }
+    let put = openapi
+        .paths
+        .paths
+        .get_mut("/v1/kv/{key}")
+        .and_then(|item| item.put.as_mut());
+    for parameter in put
+        .into_iter()
+        .flat_map(|op| op.parameters.iter_mut().flatten())
+    {
+        if parameter.name == "ttl" {
+            set_maximum(parameter.schema.as_mut());
+        }
+    }
+    openapi
+}
 
 /// Adds what every route shares rather than repeating it on each: the optional
 /// bearer token (a security scheme, 401 on every route but `/health`) and 503 on

@@ -6,7 +6,8 @@
 //! body must come with its media type and validate against its JSON Schema (with
 //! `$ref`s resolved); a response listed without a body must have none; documented
 //! headers that are present must match their schemas. A request the document does
-//! not describe must get its JSON 404 (unknown path) or 405 (wrong method).
+//! not describe must get its JSON 404 (unknown path) or 405 (wrong method, with an
+//! `Allow` header listing the methods the document gives the path).
 //! `/docs` and `/openapi.json` are the documentation itself and are not described.
 
 use std::sync::OnceLock;
@@ -90,8 +91,12 @@ pub fn violation(method: &str, target: &str, reply: &Reply) -> Result<(), String
         .filter(|operation| matches(&operation.template, path))
         .collect();
     let Some(operation) = on_path.iter().find(|operation| operation.method == method) else {
-        let expected = if on_path.is_empty() { 404 } else { 405 };
-        return undescribed(method, path, expected, reply);
+        if on_path.is_empty() {
+            return undescribed(method, path, 404, reply);
+        }
+        let mut allowed: Vec<&str> = on_path.iter().map(|op| op.method.as_str()).collect();
+        undescribed(method, path, 405, reply)?;
+        return check_allow(&mut allowed, reply);
     };
     let Some(response) = operation.responses.get(&reply.status.to_string()) else {
         return Err(format!(
@@ -129,6 +134,25 @@ fn undescribed(method: &str, path: &str, expected: u16, reply: &Reply) -> Result
         &contract().components,
         reply,
     )
+}
+
+/// A 405 must say in `Allow` which methods the path takes: all the document lists
+/// for every template the path falls under.
+fn check_allow(allowed: &mut Vec<&str>, reply: &Reply) -> Result<(), String> {
+    allowed.sort_unstable();
+    allowed.dedup();
+    let header = reply
+        .header("allow")
+        .ok_or("a 405 without an Allow header")?;
+    let mut listed: Vec<&str> = header.split(',').map(str::trim).collect();
+    listed.sort_unstable();
+    if listed == *allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "Allow: {header}, but the document lists {allowed:?}"
+        ))
+    }
 }
 
 fn expect_empty(reply: &Reply) -> Result<(), String> {
