@@ -19,6 +19,28 @@ fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Reply {
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
+/// A `/v1/stats` body: every figure 0 but `keys` as given, and no partitions.
+fn stats_body(keys: &str) -> String {
+    let zeros = [
+        "capacity",
+        "memory",
+        "max_memory",
+        "hits",
+        "misses",
+        "inserts",
+        "updates",
+        "deletes",
+        "evictions_capacity",
+        "evictions_memory",
+        "expirations",
+        "expired_reads",
+        "read_drops",
+    ]
+    .map(|name| format!(r#""{name}":0"#))
+    .join(",");
+    format!(r#"{{{keys},{zeros},"partitions":[]}}"#)
+}
+
 #[test]
 fn accepts_described_responses() {
     let good = [
@@ -63,6 +85,11 @@ fn accepts_described_responses() {
         ),
         ("HEAD", "/v1/kv/a", reply(304, &[("ETag", "\"3\"")], "")),
         ("DELETE", "/v1/kv/a", reply(204, &[], "")),
+        (
+            "GET",
+            "/v1/stats",
+            reply(200, &[JSON], &stats_body(r#""keys":1"#)),
+        ),
         (
             "GET",
             "/v1/stats",
@@ -111,6 +138,23 @@ fn rejects_each_kind_of_breach() {
             "PUT",
             "/v1/kv/a",
             reply(201, &[JSON], r#"{"key":"a","version":"1"}"#),
+            "does not match",
+        ),
+        // statistics missing their per-partition figures, or with a negative count
+        (
+            "GET",
+            "/v1/stats",
+            reply(
+                200,
+                &[JSON],
+                &stats_body(r#""keys": 1"#).replace(r#","partitions":[]"#, ""),
+            ),
+            "does not match",
+        ),
+        (
+            "GET",
+            "/v1/stats",
+            reply(200, &[JSON], &stats_body(r#""keys": -1"#)),
             "does not match",
         ),
         // the other dialect's error shape

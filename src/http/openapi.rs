@@ -10,6 +10,8 @@
 #![allow(dead_code)] // the `#[utoipa::path]` functions exist only to be described
 
 use serde_json::Value;
+
+use crate::store::{PartitionStats, StoreStats};
 use utoipa::{
     Modify, Number, OpenApi, ToSchema,
     openapi::{
@@ -198,7 +200,7 @@ fn health() {}
 fn health_head() {}
 
 #[utoipa::path(get, path = "/v1/stats", tag = "operations",
-    responses((status = 200, description = "Keys, capacity, memory and counters, in total and per partition", body = Object)))]
+    responses((status = 200, description = "Keys, capacity, memory and counters, in total and per partition", body = StoreStats)))]
 fn stats() {}
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
@@ -228,7 +230,16 @@ fn metrics() {}
         stats,
         metrics
     ),
-    components(schemas(InsertRequest, Status, Detail, NativeError, KeyValue, WrittenBody)),
+    components(schemas(
+        InsertRequest,
+        Status,
+        Detail,
+        NativeError,
+        KeyValue,
+        WrittenBody,
+        StoreStats,
+        PartitionStats
+    )),
     modifiers(&CommonResponses)
 )]
 pub struct ApiDoc;

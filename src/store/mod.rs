@@ -97,10 +97,12 @@ pub struct Store {
 }
 
 /// Store-wide totals and the per-partition figures they add up from.
-#[derive(Debug, Serialize)]
+// The body of `GET /v1/stats`; `ToSchema` only describes it for the OpenAPI document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StoreStats {
     #[serde(flatten)]
     pub total: PartitionStats,
+    /// The same figures for each partition, in partition order.
     pub partitions: Vec<PartitionStats>,
 }
 

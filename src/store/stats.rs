@@ -28,22 +28,37 @@ pub struct Counters {
     pub memory: AtomicU64,
 }
 
-/// A point-in-time copy of one partition's counters and gauges.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+/// A point-in-time copy of one partition's counters and gauges (or, in the totals,
+/// of all partitions added up). Counters count since start-up.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PartitionStats {
+    /// Live entries (gauge).
     pub keys: u64,
+    /// Most entries held (`store.capacity`, split across partitions).
     pub capacity: u64,
+    /// Approximate bytes of keys, values and per-entry overhead (gauge).
     pub memory: u64,
+    /// `store.max_memory`, split across partitions.
     pub max_memory: u64,
+    /// GETs that found a live entry.
     pub hits: u64,
+    /// GETs that found nothing live.
     pub misses: u64,
+    /// Writes that created a key.
     pub inserts: u64,
+    /// Writes that replaced a live key.
     pub updates: u64,
+    /// Deletes that removed a live key.
     pub deletes: u64,
+    /// Entries evicted because the partition was at capacity.
     pub evictions_capacity: u64,
+    /// Entries evicted to stay within max_memory.
     pub evictions_memory: u64,
+    /// Expired entries reclaimed.
     pub expirations: u64,
+    /// GETs that found an entry past its deadline (answered as misses).
     pub expired_reads: u64,
+    /// Hits not recorded for LRU order because the read buffer was full.
     pub read_drops: u64,
 }
 
