@@ -13,6 +13,7 @@ use rand_distr::{Distribution, Zipf};
 use rustkv::store::{Entry, Limits, PartitionState, Precondition, Put, Shared};
 
 const KEYS: u64 = 100_000;
+const BIG: u64 = 1_000_000;
 const OPS: usize = 10_000;
 const VALUE: &[u8] = br#"{"name":"Alice","age":30,"tags":["a","b"]}"#;
 
@@ -33,12 +34,16 @@ fn put(key: &str, ttl: Option<u64>) -> Put {
 }
 
 fn filled(capacity: u64) -> PartitionState {
+    filled_with(capacity, KEYS.min(capacity))
+}
+
+fn filled_with(capacity: u64, keys: u64) -> PartitionState {
     let limits = Limits {
         capacity,
         max_memory: u64::MAX / 2,
     };
     let mut state = PartitionState::new(Arc::new(Shared::default()), limits, 0);
-    for index in 0..KEYS.min(capacity) {
+    for index in 0..keys {
         state.put(put(&format!("key{index}"), None), 0).unwrap();
     }
     state
@@ -70,6 +75,22 @@ fn engine(c: &mut Criterion) {
             })
         })
     });
+
+    // The flat-cost case: replacing keys spread evenly over a million, where every
+    // lookup misses the CPU caches.
+    let mut state = filled_with(BIG, BIG);
+    let mut rng = StdRng::seed_from_u64(9);
+    let spread: Vec<String> = (0..OPS)
+        .map(|_| format!("key{}", rng.gen_range(0..BIG)))
+        .collect();
+    group.bench_function("put replace (uniform, 1M keys)", |b| {
+        b.iter(|| {
+            spread.iter().for_each(|key| {
+                let _ = state.put(put(key, None), 0);
+            })
+        })
+    });
+    drop(state);
 
     let mut state = filled(KEYS / 10);
     group.bench_function("put with eviction (zipf over 100k, capacity 10k)", |b| {
