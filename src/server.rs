@@ -19,7 +19,10 @@ use log::{info, warn};
 
 use crate::{
     config::{Config, Placement},
-    http::{self, AppState, Limits, auth, metrics::Metrics, tracking::RequestMetrics},
+    http::{
+        self, AppState, Limits, auth, head::HeaderLimits, metrics::Metrics,
+        tracking::RequestMetrics,
+    },
     store::Store,
 };
 
@@ -57,7 +60,8 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
         }
         let (metrics, token) = (Arc::clone(&metrics), token.clone());
         // `wrap` order: the last registered runs first, so the access log sees the
-        // final status of everything, metrics count 401s, and auth guards the routes.
+        // final status of everything, metrics count 431s and 401s, header limits come
+        // before anything reads a header, and auth guards the routes.
         App::new()
             .app_data(state.clone())
             .wrap(Condition::new(
@@ -66,6 +70,10 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
                     auth::require_token(token.clone().unwrap_or_default(), request, next)
                 }),
             ))
+            .wrap(HeaderLimits {
+                max_headers: state.limits.max_headers,
+                max_bytes: state.limits.max_header_bytes,
+            })
             .wrap(Condition::new(
                 request_metrics,
                 RequestMetrics(metrics.routes.clone()),

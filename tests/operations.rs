@@ -377,3 +377,40 @@ fn openapi_carries_the_configured_ttl_ceiling() {
     );
     assert_eq!(reply.status, 400);
 }
+
+/// `server.max_headers` and `server.max_header_bytes` refuse a request with 431 in
+/// its family's JSON shape, before any handler; the limits are configurable and the
+/// server goes on serving.
+#[test]
+fn header_limits_answer_431_in_json() {
+    let server = TestServer::start("[server]\nmax_headers = 8\nmax_header_bytes = \"2KiB\"\n");
+    let many: Vec<(String, String)> = (0..10)
+        .map(|index| (format!("X-H{index}"), "v".to_owned()))
+        .collect();
+    let big = vec![("X-Big".to_owned(), "a".repeat(3000))];
+    for (headers, says) in [(many, "header fields, at most 8"), (big, "at most 2048")] {
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        let native = server.request("GET", "/v1/kv/k", &headers, None);
+        assert_eq!(native.status, 431, "{}", native.body);
+        assert_eq!(native.json()["error"], "headers_too_large");
+        let detail = native.json()["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(says), "{detail}");
+        let compat = server.request("GET", "/kv/k", &headers, None);
+        assert_eq!(compat.status, 431);
+        assert_eq!(
+            compat.json().as_object().unwrap().len(),
+            1,
+            "{}",
+            compat.body
+        );
+        assert!(compat.json()["detail"].as_str().unwrap().contains(says));
+        assert_eq!(server.request("GET", "/health", &headers, None).status, 431);
+    }
+    // Within the limits, the same routes answer as usual.
+    let fine = [("X-A", "1"), ("X-B", "2")];
+    assert_eq!(server.request("GET", "/health", &fine, None).status, 200);
+    assert_eq!(server.request("GET", "/kv/k", &fine, None).status, 404);
+}

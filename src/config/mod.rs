@@ -61,7 +61,16 @@ pub struct ServerConfig {
     /// How long an idle keep-alive connection is kept open.
     #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
+    /// Most header fields in one request; more get 431.
+    pub max_headers: usize,
+    /// Most bytes of header names and values in one request; more get 431.
+    pub max_header_bytes: ByteSize,
 }
+
+/// actix-http's own ceilings, which the header limits cannot exceed: it refuses a
+/// request with more header fields, or a head larger than its buffer, by itself.
+pub const ACTIX_MAX_HEADERS: usize = 96;
+pub const ACTIX_MAX_HEAD_BYTES: u64 = 131_072;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -109,6 +118,8 @@ impl Default for ServerConfig {
             max_connections: 25_000,
             client_request_timeout: Duration::from_secs(5),
             keep_alive: Duration::from_secs(5),
+            max_headers: 64,
+            max_header_bytes: ByteSize::kib(16),
         }
     }
 }
@@ -241,6 +252,19 @@ impl ServerConfig {
             "server.max_connections",
             self.max_connections,
             "must be >= 1",
+        )?;
+        check(
+            (1..=ACTIX_MAX_HEADERS).contains(&self.max_headers),
+            "server.max_headers",
+            self.max_headers,
+            "must be 1 to 96 (actix-http refuses more by itself)",
+        )?;
+        let header_bytes = self.max_header_bytes.as_u64();
+        check(
+            (1024..=ACTIX_MAX_HEAD_BYTES).contains(&header_bytes),
+            "server.max_header_bytes",
+            self.max_header_bytes,
+            "must be 1KiB to 128KiB (actix-http's own ceiling for a request head)",
         )?;
         let timeout = humantime::format_duration(self.client_request_timeout);
         // actix-http times requests against a clock it refreshes every 500 ms, so a

@@ -64,6 +64,16 @@ fn invalid_values_name_their_key() {
             "server.client_request_timeout",
         ),
         ("[server]\nmax_connections = 0", "server.max_connections"),
+        ("[server]\nmax_headers = 0", "server.max_headers"),
+        ("[server]\nmax_headers = 97", "server.max_headers"),
+        (
+            "[server]\nmax_header_bytes = \"512B\"",
+            "server.max_header_bytes",
+        ),
+        (
+            "[server]\nmax_header_bytes = \"1MiB\"",
+            "server.max_header_bytes",
+        ),
         (
             "[auth]\ntoken_file = \"/nonexistent/token\"",
             "/nonexistent/token",

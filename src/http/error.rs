@@ -70,6 +70,8 @@ pub enum ApiError {
     Unavailable,
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("request headers over the limit: {0}")]
+    HeadersTooLarge(String),
 }
 
 fn describe(version: &Option<u64>) -> String {
@@ -117,6 +119,10 @@ impl ApiError {
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
         }
     }
 
@@ -130,7 +136,8 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(_)
             | ApiError::RouteNotFound { .. }
             | ApiError::MethodNotAllowed { .. }
-            | ApiError::Unauthorized => true,
+            | ApiError::Unauthorized
+            | ApiError::HeadersTooLarge(_) => true,
             ApiError::InvalidBody(_)
             | ApiError::InvalidKey(_)
             | ApiError::InvalidTtl(_)
@@ -197,6 +204,7 @@ mod tests {
             (ApiError::PreconditionFailed { current: None }, 412, 412),
             (ApiError::Unavailable, 503, 503),
             (ApiError::Unauthorized, 401, 401),
+            (ApiError::HeadersTooLarge("x".into()), 431, 431),
         ];
         for (error, compat, native) in cases {
             assert_eq!(

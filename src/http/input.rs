@@ -228,6 +228,8 @@ mod tests {
             max_value_bytes: 16,
             max_body: 64,
             max_ttl_secs: 100.0,
+            max_headers: 8,
+            max_header_bytes: 1024,
         }
     }
 

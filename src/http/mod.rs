@@ -8,12 +8,14 @@
 //! - `meta`: `/health`, `/v1/stats`, unknown routes and wrong methods.
 //! - `input`: turning request parts into validated inputs.
 //! - `error`: `ApiError` and its mapping to statuses.
-//! - `auth`, `tracking`: the bearer-token and request-metrics middlewares.
+//! - `auth`, `head`, `tracking`: the bearer-token, header-limit and request-metrics
+//!   middlewares.
 //! - `metrics`, `openapi`: `/metrics`, `/openapi.json` and `/docs`.
 
 pub mod auth;
 mod compat;
 pub mod error;
+pub mod head;
 mod input;
 mod meta;
 pub mod metrics;
@@ -37,6 +39,8 @@ pub struct Limits {
     pub max_value_bytes: usize,
     pub max_body: usize,
     pub max_ttl_secs: f64,
+    pub max_headers: usize,
+    pub max_header_bytes: usize,
 }
 
 impl Limits {
@@ -46,6 +50,8 @@ impl Limits {
             max_value_bytes: config.store.max_value_bytes.as_u64() as usize,
             max_body: config.server.max_body.as_u64() as usize,
             max_ttl_secs: config.store.max_ttl.as_secs_f64(),
+            max_headers: config.server.max_headers,
+            max_header_bytes: config.server.max_header_bytes.as_u64() as usize,
         }
     }
 }

@@ -276,9 +276,10 @@ pub fn document(max_ttl_secs: f64) -> utoipa::openapi::OpenApi {
     openapi
 }
 
-/// Adds what every route shares rather than repeating it on each: the optional
-/// bearer token (a security scheme, 401 on every route but `/health`) and 503 on
-/// the writes, which need the store's actors (they answer it while shutting down).
+/// Adds what every route shares rather than repeating it on each: 431 for headers
+/// over their limits, the optional bearer token (a security scheme, 401 on every
+/// route but `/health`) and 503 on the writes, which need the store's actors (they
+/// answer it while shutting down).
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -289,9 +290,7 @@ impl Modify for CommonResponses {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if path == "/health" {
-                continue;
-            }
+            let open = path == "/health";
             let error = if path.starts_with("/kv/") {
                 "Detail"
             } else {
@@ -307,12 +306,20 @@ impl Modify for CommonResponses {
                 let Some(operation) = operation.as_mut() else {
                     continue;
                 };
+                let responses = &mut operation.responses.responses;
+                let too_many = ResponseBuilder::new().description(
+                    "More header fields or header bytes than server.max_headers or \
+                     server.max_header_bytes allow",
+                );
+                responses.insert("431".into(), with_body(too_many, error, has_body));
+                if open {
+                    continue;
+                }
                 // Either a bearer token or none: which one depends on the config.
                 operation.security = Some(vec![
                     SecurityRequirement::new("bearer", Vec::<String>::new()),
                     SecurityRequirement::default(),
                 ]);
-                let responses = &mut operation.responses.responses;
                 let unauthorized = ResponseBuilder::new()
                     .description("A token is configured and the request lacks it")
                     .header(
