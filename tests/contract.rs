@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Reply, contract::violation};
+use common::{Reply, STATS_COUNTERS, contract::violation};
 
 fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Reply {
     Reply {
@@ -21,23 +21,12 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 /// A `/v1/stats` body: every figure 0 but `keys` as given, and no partitions.
 fn stats_body(keys: &str) -> String {
-    let zeros = [
-        "capacity",
-        "memory",
-        "max_memory",
-        "hits",
-        "misses",
-        "inserts",
-        "updates",
-        "deletes",
-        "evictions_capacity",
-        "evictions_memory",
-        "expirations",
-        "expired_reads",
-        "read_drops",
-    ]
-    .map(|name| format!(r#""{name}":0"#))
-    .join(",");
+    let zeros = ["capacity", "memory", "max_memory"]
+        .iter()
+        .chain(&STATS_COUNTERS)
+        .map(|name| format!(r#""{name}":0"#))
+        .collect::<Vec<_>>()
+        .join(",");
     format!(r#"{{{keys},{zeros},"partitions":[]}}"#)
 }
 

@@ -8,22 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Reply, TestServer, encode};
+use common::{Reply, STATS_COUNTERS, TestServer, encode};
 use serde_json::{Value, json};
-
-/// Counters every stats object (totals and each partition) must carry.
-const COUNTERS: [&str; 10] = [
-    "hits",
-    "misses",
-    "inserts",
-    "updates",
-    "deletes",
-    "evictions_capacity",
-    "evictions_memory",
-    "expirations",
-    "expired_reads",
-    "read_drops",
-];
 
 /// Requests that must never answer 5xx.
 trait Checked {
@@ -490,7 +476,7 @@ fn assert_totals_are_sums(stats: &Value) {
     assert!(!partitions.is_empty());
     let fields = ["keys", "capacity", "memory", "max_memory"]
         .into_iter()
-        .chain(COUNTERS);
+        .chain(STATS_COUNTERS);
     for field in fields {
         let total = stats[field]
             .as_u64()
@@ -513,7 +499,7 @@ fn stats_after_a_known_sequence() {
     let stats = server.stats();
     assert_eq!(stats["keys"], 0);
     assert_eq!(stats["capacity"], 3);
-    for counter in COUNTERS {
+    for counter in STATS_COUNTERS {
         assert_eq!(stats[counter], 0, "{counter}: {stats}");
     }
 
@@ -592,7 +578,7 @@ fn stats_totals_are_the_sum_of_partitions() {
     assert!(
         partitions
             .iter()
-            .all(|p| COUNTERS.iter().all(|c| p[c].is_u64())),
+            .all(|p| STATS_COUNTERS.iter().all(|c| p[c].is_u64())),
         "{stats}"
     );
     let expected = [

@@ -20,6 +20,20 @@ use actix_web::dev::ServerHandle;
 use rustkv::config::Config;
 use serde_json::Value;
 
+/// The counters every `/v1/stats` object (totals and each partition) carries.
+pub const STATS_COUNTERS: [&str; 10] = [
+    "hits",
+    "misses",
+    "inserts",
+    "updates",
+    "deletes",
+    "evictions_capacity",
+    "evictions_memory",
+    "expirations",
+    "expired_reads",
+    "read_drops",
+];
+
 pub struct TestServer {
     pub base: String,
     handle: ServerHandle,
