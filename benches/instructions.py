@@ -23,11 +23,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from load import free_port, wait_port  # noqa: E402  (benches/load.py)
 
 BINARY = os.path.abspath("target/release/rustkv")
 KINDS = {
@@ -41,25 +42,6 @@ KEYS = 100
 
 def log(message):
     print(message, file=sys.stderr, flush=True)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_port(port, process, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited early with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"server on port {port} never came up")
 
 
 def send(conn, method, path, body):
@@ -83,7 +65,7 @@ def count(kind, metrics_on, requests, tmp):
         ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}", BINARY, "--config", config],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
     try:
-        wait_port(port, process)
+        wait_port(port, timeout=60, process=process)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for n in range(KEYS):  # the keys the GETs read
             send(conn, "PUT", f"/v1/kv/key{n}", '{"name":"Alice","age":30}')

@@ -67,10 +67,13 @@ def start_server(capacity, extra=""):
     return process, f"http://127.0.0.1:{port}", port
 
 
-def wait_port(port, timeout=20):
-    """Waits until something accepts connections on 127.0.0.1:`port`."""
+def wait_port(port, timeout=20, process=None):
+    """Waits until something accepts connections on 127.0.0.1:`port`; with `process`,
+    fails at once if that process exits first."""
     deadline = time.time() + timeout
     while True:
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"server exited early with {process.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import wait_port  # noqa: E402  (benches/load.py)
+from load import free_port, wait_port  # noqa: E402  (benches/load.py)
 
 VALUE = b'{"name":"Alice","age":30,"tags":["a","b"]}'
 BATCH = 512
@@ -35,12 +35,6 @@ def rss_bytes(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pipeline(sock, requests, count_replies):
