@@ -77,6 +77,16 @@ struct PartitionHandle {
     limits: Limits,
 }
 
+impl PartitionHandle {
+    /// Starts the pending actor with `spawn` (on an arbiter, or on this thread),
+    /// unless it was started already.
+    fn start_with(&self, spawn: impl FnOnce(Partition) -> Addr<Partition>) {
+        if let Some(partition) = self.pending.lock().expect("not poisoned").take() {
+            let _ = self.addr.set(spawn(partition));
+        }
+    }
+}
+
 /// How long a write waits for its partition's worker thread to come up at start-up.
 const ATTACH_WAIT: Duration = Duration::from_secs(5);
 
@@ -133,10 +143,9 @@ impl Store {
         };
         for (index, handle) in partitions.iter().enumerate() {
             if let Some(arbiter) = arbiters.get(index % arbiters.len().max(1)) {
-                let partition = handle.pending.lock().expect("not poisoned").take();
-                let partition = partition.expect("not started yet");
-                let addr = Partition::start_in_arbiter(&arbiter.handle(), |_| partition);
-                handle.addr.set(addr).expect("started once");
+                handle.start_with(|partition| {
+                    Partition::start_in_arbiter(&arbiter.handle(), |_| partition)
+                });
             }
         }
         let inner = Inner {
@@ -173,9 +182,7 @@ impl Store {
             if index % workers.max(1) != worker {
                 continue;
             }
-            if let Some(partition) = handle.pending.lock().expect("not poisoned").take() {
-                let _ = handle.addr.set(partition.start());
-            }
+            handle.start_with(Partition::start);
         }
     }
 
