@@ -32,16 +32,12 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     error.respond(&req, Dialect::of(req.path()))
 }
 
-pub async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+/// A method the resource lacks; `allow` lists those it has (`configure` says which).
+pub async fn method_not_allowed(req: HttpRequest, allow: &'static str) -> HttpResponse {
     let error = ApiError::MethodNotAllowed {
         method: req.method().to_string(),
         path: req.path().to_owned(),
-        // The fixed resources (see `configure`): only /health answers HEAD.
-        allow: if req.path() == "/health" {
-            "GET, HEAD"
-        } else {
-            "GET"
-        },
+        allow,
     };
     error.respond(&req, Dialect::of(req.path()))
 }

@@ -112,7 +112,7 @@ struct StoreCollector {
     descs: Vec<Desc>,
 }
 
-/// name, help, kind ("counter" or "gauge"), extra label (name, value), reader.
+/// name, help, counter (true) or gauge (false), extra label (name, value), reader.
 type Field = (
     &'static str,
     &'static str,
