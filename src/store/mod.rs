@@ -292,3 +292,6 @@ pub fn split_limits(config: &StoreConfig, count: usize) -> Vec<Limits> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod race_tests;

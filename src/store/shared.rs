@@ -1,4 +1,5 @@
-//! What a partition shares with readers: the skiplist, the read buffer, the counters.
+//! What a partition shares with readers: the skiplist, its replace counter, the read
+//! buffer, the counters.
 //!
 //! Readers (HTTP workers) look entries up here without a lock and without a message
 //! to the actor. Only the partition's actor inserts or removes. A hit is reported to
@@ -6,14 +7,33 @@
 //! hit is dropped rather than making the reader wait, so recency is best-effort under
 //! overload but exact for a sequential client (the actor drains the queue before each
 //! write).
+//!
+//! ## Why a replace counter
+//! crossbeam-skiplist 0.1's `insert` over an existing key marks the old node removed,
+//! searches again and only then links the new node: for that moment the key is in
+//! neither node, and a reader that walks past would answer 404 for a key that was
+//! never absent. The actor therefore wraps every replace in a window of the
+//! partition's `replacing` counter (odd while it runs, like a seqlock's sequence).
+//! A reader that misses checks the counter: if a replace started or ran during its
+//! lookup it looks again. Hits never retry and pay one load of the counter; the
+//! layout stays one allocation per entry with nothing added per key. A range walk
+//! (prefix scans) uses the same check per step (`next_after`), so it cannot skip a
+//! key being replaced either; a multi-key commit can run inside one window so that
+//! validated readers see all of it or none.
 
-use crossbeam::queue::ArrayQueue;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+use crossbeam::{queue::ArrayQueue, utils::CachePadded};
 use crossbeam_skiplist::SkipMap;
 
 use super::{entry::Entry, stats::Counters};
 
 /// Hits buffered per partition between two drains (a write or a tick).
 pub const READ_BUFFER: usize = 4096;
+
+/// Spins on an odd counter before yielding: a replace window lasts well under a
+/// microsecond unless its thread is preempted, and then only yielding helps.
+const SPINS_BEFORE_YIELD: u32 = 64;
 
 /// A reader's report that it used the entry at `slot` in `version`.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +46,9 @@ pub struct Hit {
 #[derive(Debug)]
 pub struct Shared {
     pub(super) map: SkipMap<Entry, ()>,
+    /// Odd while the actor replaces an entry; see the module docs. On its own cache
+    /// line: readers of every key load it, and only replaces write it.
+    replacing: CachePadded<AtomicU64>,
     pub(super) reads: ArrayQueue<Hit>,
     pub counters: Counters,
 }
@@ -34,6 +57,7 @@ impl Default for Shared {
     fn default() -> Self {
         Self {
             map: SkipMap::new(),
+            replacing: CachePadded::new(AtomicU64::new(0)),
             reads: ArrayQueue::new(READ_BUFFER),
             counters: Counters::default(),
         }
@@ -44,11 +68,10 @@ impl Shared {
     /// Looks `key` up as of `now`: an entry past its deadline is a miss at once,
     /// whether or not the wheel has reclaimed it yet. A hit is reported for LRU.
     pub fn get(&self, key: &str, now: u64) -> Option<Entry> {
-        let Some(found) = self.map.get(key.as_bytes()) else {
+        let Some(entry) = self.lookup(key.as_bytes()) else {
             Counters::bump(&self.counters.misses);
             return None;
         };
-        let entry = found.key().clone();
         if entry.is_expired(now) {
             Counters::bump(&self.counters.misses);
             Counters::bump(&self.counters.expired_reads);
@@ -65,8 +88,67 @@ impl Shared {
         Some(entry)
     }
 
-    /// Looks `key` up without counting or reporting anything (the actor's own view).
+    /// The first entry whose key is strictly after `key` (or the first of all for
+    /// `None`), never skipping a key that a concurrent replace has briefly unlinked.
+    /// The step a range walk takes; expiry is the caller's to judge.
+    pub fn next_after(&self, key: Option<&[u8]>) -> Option<Entry> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let bound = key.map_or(Unbounded, Excluded);
+        // Unlike a lookup, a step that found something may still have skipped a
+        // closer key being replaced: only an undisturbed step counts.
+        self.validated(true, |map| {
+            map.lower_bound::<[u8]>(bound)
+                .map(|found| found.key().clone())
+        })
+    }
+
+    /// Looks `key` up without counting or reporting anything (the actor's own view:
+    /// it never runs concurrently with its own replaces, so it needs no retry).
     pub(super) fn peek(&self, key: &[u8]) -> Option<Entry> {
         self.map.get(key).map(|found| found.key().clone())
+    }
+
+    /// Runs `replace` (the actor's unlink-and-relink of one key) inside a window
+    /// readers can see. The actor is the only writer of the counter.
+    pub(super) fn replacing<T>(&self, replace: impl FnOnce() -> T) -> T {
+        self.replacing.fetch_add(1, SeqCst);
+        let result = replace();
+        self.replacing.fetch_add(1, SeqCst);
+        result
+    }
+
+    /// `peek` for readers that run concurrently with the actor.
+    fn lookup(&self, key: &[u8]) -> Option<Entry> {
+        // A hit is always right (a live node of this key), so only misses are checked.
+        self.validated(false, |map| map.get(key).map(|found| found.key().clone()))
+    }
+
+    /// Runs `search` until its answer is trustworthy: a hit when `check_hits` is
+    /// false, or any answer given while no replace started or ran. SeqCst on both
+    /// sides: a search that missed a node because of a replace saw the old node's
+    /// removal mark, which the actor set after making the counter odd, so the
+    /// second load sees the counter moved.
+    fn validated(
+        &self,
+        check_hits: bool,
+        search: impl Fn(&SkipMap<Entry, ()>) -> Option<Entry>,
+    ) -> Option<Entry> {
+        let mut spins = 0u32;
+        loop {
+            let before = self.replacing.load(SeqCst);
+            let found = search(&self.map);
+            if found.is_some() && !check_hits {
+                return found;
+            }
+            if before % 2 == 0 && self.replacing.load(SeqCst) == before {
+                return found;
+            }
+            spins += 1;
+            if spins < SPINS_BEFORE_YIELD {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
     }
 }

@@ -151,7 +151,10 @@ impl PartitionState {
         self.schedule(slot, deadline);
         self.lru.touch(slot);
         *self.lru.get_mut(slot).expect("live entry has a slot") = entry.clone();
-        self.shared.map.insert(entry, ());
+        // The skiplist unlinks the old node before linking the new one: readers
+        // must know (see `shared`), or they would answer 404 for a live key.
+        let map = &self.shared.map;
+        self.shared.replacing(|| map.insert(entry, ()));
         Counters::bump(&self.shared.counters.updates);
         // A larger value may push the partition over its memory budget.
         while self.memory > self.limits.max_memory && self.lru.len() > 1 {

@@ -79,7 +79,12 @@ impl TestServer {
     fn launch(toml: &str, clock: quanta::Clock, mock: Option<Arc<quanta::Mock>>) -> TestServer {
         let mut config = Config::parse(toml).expect("test config parses");
         config.server.port = 0;
-        config.server.workers = config.server.workers.clamp(1, 2);
+        // Two workers unless a test asks for one: with one, requests never run
+        // beside the actors and races between readers and writers cannot show.
+        config.server.workers = match config.server.workers {
+            0 => 2,
+            workers => workers.min(2),
+        };
         if !toml.contains("tick") {
             config.store.tick = Duration::from_millis(10);
         }
@@ -156,6 +161,29 @@ impl TestServer {
         };
         contract::check(method, path, &reply);
         reply
+    }
+
+    /// Sends a request and answers only its status, without the contract check:
+    /// for load loops, where checking every reply would slow the load too much to
+    /// reproduce a race. Panics on a transport error.
+    pub fn status(&self, method: &str, path: &str, body: Option<&[u8]>) -> u16 {
+        let request = self
+            .agent
+            .request(method, &format!("{}{path}", self.base))
+            .set("Content-Type", "application/json");
+        let result = match body {
+            Some(body) => request.send_bytes(body),
+            None => request.call(),
+        };
+        match result {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => {
+                let status = response.status();
+                // Read to the end so the connection goes back to the pool.
+                let _ = response.into_string();
+                status
+            }
+            Err(error) => panic!("{method} {path}: transport error {error}"),
+        }
     }
 
     pub fn get(&self, path: &str) -> Reply {
