@@ -33,9 +33,22 @@ pub struct Running {
     pub store: Store,
 }
 
+/// Routes registered ahead of the product's: tests use them to reach inside a
+/// running server (e.g. to stop a worker thread). `main` adds none.
+pub type ExtraRoutes = fn(&mut web::ServiceConfig);
+
 /// Starts the store and binds the HTTP server. Must be called inside an actix
 /// `System`. Signals are not handled here (see `run`).
 pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
+    start_with(config, clock, |_| {})
+}
+
+/// `start`, with `extra` routes registered before the product's.
+pub fn start_with(
+    config: &Config,
+    clock: quanta::Clock,
+    extra: ExtraRoutes,
+) -> io::Result<Running> {
     let token = config
         .auth
         .resolve()
@@ -82,6 +95,7 @@ pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
                 access_log,
                 Logger::new(r#"%a "%r" %s %b %Dms"#),
             ))
+            .configure(extra)
             .configure(|cfg| http::configure(cfg, &state.limits))
     })
     .workers(workers)

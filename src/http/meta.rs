@@ -9,8 +9,39 @@ use super::{
     json_response,
 };
 
-pub async fn health() -> HttpResponse {
-    json_response(StatusCode::OK, r#"{"status":"ok"}"#)
+/// The body of `/health`: `{"status": "ok"}` while every partition serves.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
+pub struct Health {
+    /// `ok`, or `unavailable` when a partition cannot serve writes.
+    #[schema(example = "ok")]
+    status: &'static str,
+    /// Why the server is not ready (absent when it is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    /// The partitions that cannot serve writes (absent when all can).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unavailable_partitions: Vec<usize>,
+}
+
+/// 200 while every partition's actor runs; 503 naming those that cannot serve
+/// writes. Checking adopts a partition whose thread died (see `store::handle`),
+/// so a load balancer's health checks also heal.
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let unavailable = state.store.unavailable_partitions();
+    if unavailable.is_empty() {
+        return json_response(StatusCode::OK, r#"{"status":"ok"}"#);
+    }
+    let body = Health {
+        status: "unavailable",
+        detail: Some(format!(
+            "{} of {} partitions cannot serve writes: their actors are not running",
+            unavailable.len(),
+            state.store.partition_count()
+        )),
+        unavailable_partitions: unavailable,
+    };
+    HttpResponse::ServiceUnavailable().json(body)
 }
 
 pub async fn stats(state: web::Data<AppState>) -> HttpResponse {

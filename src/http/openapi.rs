@@ -11,6 +11,7 @@
 
 use serde_json::Value;
 
+use super::meta::Health;
 use crate::store::{PartitionStats, StoreStats};
 use utoipa::{
     Modify, Number, OpenApi, ToSchema,
@@ -192,11 +193,17 @@ fn native_put() {}
 fn native_delete() {}
 
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Serving", body = Status)))]
+    responses(
+        (status = 200, description = "Serving", body = Health),
+        (status = 503, description = "A partition cannot serve writes", body = Health),
+    ))]
 fn health() {}
 
 #[utoipa::path(head, path = "/health", tag = "operations",
-    responses((status = 200, description = "Serving")))]
+    responses(
+        (status = 200, description = "Serving"),
+        (status = 503, description = "A partition cannot serve writes"),
+    ))]
 fn health_head() {}
 
 #[utoipa::path(get, path = "/v1/stats", tag = "operations",
@@ -238,7 +245,8 @@ fn metrics() {}
         KeyValue,
         WrittenBody,
         StoreStats,
-        PartitionStats
+        PartitionStats,
+        Health
     )),
     modifiers(&CommonResponses)
 )]

@@ -10,6 +10,7 @@
 
 mod clock;
 mod entry;
+mod handle;
 mod lru;
 mod messages;
 mod partition;
@@ -20,7 +21,7 @@ mod wheel;
 
 use std::{
     hash::{BuildHasher, RandomState},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     thread::{self, ThreadId},
     time::Duration,
 };
@@ -43,6 +44,7 @@ pub mod bench_support {
 }
 
 use crate::config::{Placement, StoreConfig};
+use handle::{PartitionHandle, Standing};
 use partition::Partition;
 
 /// Why a write did not happen.
@@ -67,27 +69,8 @@ impl From<PreconditionFailed> for StoreError {
     }
 }
 
-struct PartitionHandle {
-    /// Set once the actor runs: at start with `Placement::Arbiters`, when its HTTP
-    /// worker thread attaches with `Placement::Workers`.
-    addr: OnceLock<Addr<Partition>>,
-    /// The actor waiting for its thread (`Placement::Workers` only).
-    pending: Mutex<Option<Partition>>,
-    shared: Arc<Shared>,
-    limits: Limits,
-}
-
-impl PartitionHandle {
-    /// Starts the pending actor with `spawn` (on an arbiter, or on this thread),
-    /// unless it was started already.
-    fn start_with(&self, spawn: impl FnOnce(Partition) -> Addr<Partition>) {
-        if let Some(partition) = self.pending.lock().expect("not poisoned").take() {
-            let _ = self.addr.set(spawn(partition));
-        }
-    }
-}
-
-/// How long a write waits for its partition's worker thread to come up at start-up.
+/// How long a write waits for its partition's worker thread to come up at start-up,
+/// or for a partition whose thread died to be adopted.
 const ATTACH_WAIT: Duration = Duration::from_secs(5);
 
 struct Inner {
@@ -125,17 +108,7 @@ impl Store {
         let count = config.resolved_partitions();
         let partitions: Box<[PartitionHandle]> = split_limits(config, count)
             .into_iter()
-            .map(|limits| {
-                let shared = Arc::new(Shared::default());
-                let state = PartitionState::new(Arc::clone(&shared), limits, clock.now());
-                let partition = Partition::new(state, clock.clone(), config.tick);
-                PartitionHandle {
-                    addr: OnceLock::new(),
-                    pending: Mutex::new(Some(partition)),
-                    shared,
-                    limits,
-                }
-            })
+            .map(|limits| PartitionHandle::new(limits, clock.clone(), config.tick))
             .collect();
         let arbiters: Vec<Arbiter> = match config.placement {
             Placement::Workers => Vec::new(),
@@ -162,8 +135,10 @@ impl Store {
 
     /// Called on each HTTP worker thread as it starts (`Placement::Workers`): the
     /// n-th distinct thread of `workers` starts the partitions `i` with
-    /// `i % workers == n` on itself, so their writes need no cross-thread hop.
-    /// Further calls from the same thread do nothing.
+    /// `i % workers == n` on itself, so their writes need no cross-thread hop. A
+    /// thread past the first `workers` replaces one that died (actix-server restarts
+    /// it): it adopts every partition whose actor died with its thread. Further calls
+    /// from the same thread do nothing.
     pub fn attach_worker_thread(&self, workers: usize) {
         let worker = {
             let mut attached = self.inner.attached.lock().expect("not poisoned");
@@ -178,29 +153,40 @@ impl Store {
             "worker {worker} attaching on thread {:?}",
             thread::current().name()
         );
+        let workers = workers.max(1);
         for (index, handle) in self.inner.partitions.iter().enumerate() {
-            if index % workers.max(1) != worker {
-                continue;
+            if worker >= workers {
+                handle.revive();
+            } else if index % workers == worker {
+                handle.start_with(Partition::start);
             }
-            handle.start_with(Partition::start);
         }
     }
 
-    /// The partition's actor, waiting briefly if its worker thread is still starting.
-    async fn actor<'a>(
-        &self,
-        handle: &'a PartitionHandle,
-    ) -> Result<&'a Addr<Partition>, StoreError> {
+    /// The partition's actor: waits briefly if its worker thread is still starting,
+    /// and adopts the partition onto this thread if its actor died with its own.
+    async fn actor(&self, handle: &PartitionHandle) -> Result<Arc<Addr<Partition>>, StoreError> {
         let started = std::time::Instant::now();
         loop {
-            if let Some(addr) = handle.addr.get() {
+            if let Some(addr) = handle.addr() {
                 return Ok(addr);
             }
+            handle.revive();
             if started.elapsed() > ATTACH_WAIT {
                 return Err(StoreError::Unavailable);
             }
             actix::clock::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// The partitions that cannot serve writes, by index, after adopting onto this
+    /// thread any whose actor died with its thread. Empty when all serve.
+    pub fn unavailable_partitions(&self) -> Vec<usize> {
+        let handles = self.inner.partitions.iter().enumerate();
+        handles
+            .filter(|(_, handle)| !handle.revive() && handle.standing() != Standing::Serving)
+            .map(|(index, _)| index)
+            .collect()
     }
 
     pub fn partition_count(&self) -> usize {

@@ -59,6 +59,13 @@ impl PartitionState {
         }
     }
 
+    /// Moves the state out, leaving an empty one with the same skiplist and limits
+    /// (the actor's `Drop`, which must hand its state on).
+    pub fn take(&mut self) -> Self {
+        let empty = Self::new(Arc::clone(&self.shared), self.limits, 0);
+        std::mem::replace(self, empty)
+    }
+
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }

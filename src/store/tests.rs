@@ -394,3 +394,22 @@ fn store_routes_reads_and_writes_through_partitions() {
         store.stop();
     });
 }
+
+#[test]
+fn partitions_without_a_running_actor_are_reported_until_adopted() {
+    let system = actix::System::new();
+    system.block_on(async {
+        let config = StoreConfig {
+            capacity: 4096,
+            partitions: 3,
+            placement: crate::config::Placement::Workers,
+            ..StoreConfig::default()
+        };
+        let store = Store::start(&config, quanta::Clock::new());
+        // No worker thread has attached: nothing can take writes yet.
+        assert_eq!(store.unavailable_partitions(), vec![0, 1, 2]);
+        store.attach_worker_thread(1);
+        assert_eq!(store.unavailable_partitions(), Vec::<usize>::new());
+        assert!(store.put(put("k", "1", None)).await.unwrap().created);
+    });
+}

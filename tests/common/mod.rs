@@ -67,16 +67,26 @@ impl Reply {
 impl TestServer {
     /// A server with the default config, changed by `toml` (tick 10 ms unless set).
     pub fn start(toml: &str) -> TestServer {
-        Self::launch(toml, quanta::Clock::new(), None)
+        Self::launch(toml, quanta::Clock::new(), None, |_| {})
+    }
+
+    /// As `start`, with test-only routes registered ahead of the product's.
+    pub fn start_with_routes(toml: &str, extra: rustkv::server::ExtraRoutes) -> TestServer {
+        Self::launch(toml, quanta::Clock::new(), None, extra)
     }
 
     /// As `start`, with the store on a mock clock moved by `advance`.
     pub fn start_mocked(toml: &str) -> TestServer {
         let (clock, mock) = quanta::Clock::mock();
-        Self::launch(toml, clock, Some(mock))
+        Self::launch(toml, clock, Some(mock), |_| {})
     }
 
-    fn launch(toml: &str, clock: quanta::Clock, mock: Option<Arc<quanta::Mock>>) -> TestServer {
+    fn launch(
+        toml: &str,
+        clock: quanta::Clock,
+        mock: Option<Arc<quanta::Mock>>,
+        extra: rustkv::server::ExtraRoutes,
+    ) -> TestServer {
         let mut config = Config::parse(toml).expect("test config parses");
         config.server.port = 0;
         // Two workers unless a test asks for one: with one, requests never run
@@ -93,7 +103,8 @@ impl TestServer {
         let thread = thread::spawn(move || {
             let system = actix_web::rt::System::new();
             system.block_on(async move {
-                let running = rustkv::server::start(&config, clock).expect("server starts");
+                let running =
+                    rustkv::server::start_with(&config, clock, extra).expect("server starts");
                 sender
                     .send((running.addrs[0], running.server.handle()))
                     .unwrap();
