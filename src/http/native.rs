@@ -102,7 +102,13 @@ async fn write(
     let precondition = precondition(req)?;
     let value = body.trim_ascii();
     input::check_value(value, &state.limits)?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(value)
+    // JSON text is UTF-8 (RFC 8259, 8.1), but serde_json reading bytes into
+    // `IgnoredAny` skips strings without decoding them, so invalid, overlong and
+    // surrogate encodings inside them would be stored and served. One SIMD-fast pass
+    // over the whole value checks that; parsing from the `&str` then skips its own.
+    let text = std::str::from_utf8(value)
+        .map_err(|error| ApiError::InvalidBody(format!("body is not valid UTF-8: {error}")))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|error| ApiError::InvalidBody(format!("body is not a JSON value: {error}")))?;
     let put = Put {
         entry: Entry::new(&key, value),
