@@ -232,6 +232,15 @@ fn token_guards_every_route_but_health() {
         (200, json!(1))
     );
     assert_eq!(server.request("GET", "/metrics", &bearer, None).status, 200);
+    // The scheme name is case-insensitive (RFC 9110, 11.1); the token is not.
+    for scheme in ["bearer", "BEARER"] {
+        let good = format!("{scheme} s3cret-token");
+        let reply = server.request("GET", "/kv/a", &[("Authorization", &good)], None);
+        assert_eq!(reply.status, 200, "{good}");
+        let wrong = format!("{scheme} S3CRET-TOKEN");
+        let reply = server.request("GET", "/kv/a", &[("Authorization", &wrong)], None);
+        assert_eq!(reply.status, 401, "{wrong}");
+    }
 }
 
 #[test]
