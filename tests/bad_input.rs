@@ -655,6 +655,39 @@ fn invalid_utf8_in_paths() {
     fixture.assert_unchanged();
 }
 
+/// Regression test: a `%` not followed by two hex digits was taken literally on the
+/// native routes (`/v1/kv/%zz` named the key `%zz`); it is a malformed URI there.
+#[test]
+fn invalid_percent_escapes_in_native_keys() {
+    let fixture = Fixture::new("");
+    let server = &fixture.server;
+    for path in [
+        "/v1/kv/%",
+        "/v1/kv/%zz",
+        "/v1/kv/%2",
+        "/v1/kv/a%",
+        "/v1/kv/a%2",
+        "/v1/kv/%g0",
+        "/v1/kv/%0g",
+        "/v1/kv/ok%41%4",
+        "/v1/kv/%%41",
+    ] {
+        let code = "invalid_percent_escape";
+        let reply = server.call("GET", path, &[], None);
+        native_error(&format!("GET {path}"), &reply, 400, code);
+        let reply = server.call("PUT", path, &json_type(), Some(b"1"));
+        native_error(&format!("PUT {path}"), &reply, 400, code);
+        let reply = server.call("DELETE", path, &[], None);
+        native_error(&format!("DELETE {path}"), &reply, 400, code);
+        let reply = server.call("HEAD", path, &[], None);
+        assert_eq!(reply.status, 400, "HEAD {path}");
+    }
+    fixture.assert_unchanged();
+    // Valid escapes, in either case, still decode exactly once.
+    let reply = server.call("PUT", "/v1/kv/%2541%c3%A9", &json_type(), Some(b"1"));
+    assert_eq!(reply.json()["key"], "%41é", "{}", reply.body);
+}
+
 #[test]
 fn malformed_precondition_headers() {
     let fixture = Fixture::new("");

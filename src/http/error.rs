@@ -40,6 +40,8 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidKey(String),
     #[error("{0}")]
+    InvalidPercentEscape(String),
+    #[error("{0}")]
     InvalidTtl(String),
     #[error("{0}")]
     InvalidHeader(String),
@@ -100,6 +102,7 @@ impl ApiError {
         match self {
             ApiError::InvalidBody(_) => (invalid, "invalid_body"),
             ApiError::InvalidKey(_) => (invalid, "invalid_key"),
+            ApiError::InvalidPercentEscape(_) => (invalid, "invalid_percent_escape"),
             ApiError::InvalidTtl(_) => (invalid, "invalid_ttl"),
             ApiError::InvalidHeader(_) => (StatusCode::BAD_REQUEST, "invalid_header"),
             ApiError::KeyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "key_too_large"),
@@ -140,6 +143,7 @@ impl ApiError {
             | ApiError::HeadersTooLarge(_) => true,
             ApiError::InvalidBody(_)
             | ApiError::InvalidKey(_)
+            | ApiError::InvalidPercentEscape(_)
             | ApiError::InvalidTtl(_)
             | ApiError::InvalidHeader(_)
             | ApiError::KeyTooLarge { .. }
@@ -194,6 +198,7 @@ mod tests {
         let cases = [
             (ApiError::InvalidBody("x".into()), 422, 400),
             (ApiError::InvalidTtl("x".into()), 422, 400),
+            (ApiError::InvalidPercentEscape("x".into()), 422, 400),
             (ApiError::KeyTooLarge { limit: 1 }, 413, 413),
             (
                 ApiError::UnsupportedMediaType("text/plain".into()),
