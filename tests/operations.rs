@@ -16,8 +16,12 @@ use serde_json::json;
 
 /// Parses the Prometheus text exposition format strictly enough to fail on a
 /// malformed line; answers `series -> value` (series = name plus its label block).
+/// Also checks the families: every series follows its `# TYPE` line, and all the
+/// series of one name carry the same label names.
 fn parse_exposition(text: &str) -> HashMap<String, f64> {
     let mut series = HashMap::new();
+    let mut typed: Vec<String> = Vec::new();
+    let mut label_sets: HashMap<String, Vec<String>> = HashMap::new();
     for (number, line) in text.lines().enumerate() {
         if line.is_empty() {
             continue;
@@ -33,6 +37,7 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
                 assert_eq!(parts.len(), 3, "line {number}: {line:?}");
                 let types = ["counter", "gauge", "histogram", "summary", "untyped"];
                 assert!(types.contains(&parts[2]), "line {number}: {line:?}");
+                typed.push(parts[1].to_owned());
             }
             continue;
         }
@@ -52,7 +57,16 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
                 && !name.starts_with(|c: char| c.is_ascii_digit()),
             "line {number}: bad metric name in {line:?}"
         );
+        let family = typed
+            .last()
+            .unwrap_or_else(|| panic!("line {number}: no # TYPE before {line:?}"));
+        let suffix = name.strip_prefix(family.as_str());
+        assert!(
+            matches!(suffix, Some("" | "_bucket" | "_sum" | "_count")),
+            "line {number}: {name} outside its family {family}"
+        );
         let labels = &name_and_labels[name_end..];
+        let mut names = Vec::new();
         if !labels.is_empty() {
             assert!(
                 labels.starts_with('{') && labels.ends_with('}'),
@@ -73,8 +87,12 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
                     quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
                     "line {number}: {line:?}"
                 );
+                names.push(label.to_owned());
             }
         }
+        names.sort();
+        let first = label_sets.entry(name.to_owned()).or_insert(names.clone());
+        assert_eq!(*first, names, "line {number}: {name} label names differ");
         assert!(
             series.insert(name_and_labels.to_owned(), value).is_none(),
             "duplicate series {name_and_labels}"
@@ -169,17 +187,26 @@ fn metrics_count_a_known_sequence_exactly() {
 
 #[test]
 fn exposition_parser_rejects_malformed_lines() {
+    // Each line after a well-formed `# TYPE`, so it is the line that is refused.
     for bad in [
         "metric",
         "1metric 1",
         "metric{a=b} 1",
         "metric one",
         "# NOTE x",
-        "m{a=\"1\" 2",
+        "metric{a=\"1\" 2",
+        "other 1",
+        "metric_total 1",
+        "metric{a=\"1\"} 1\nmetric{b=\"1\"} 1",
+        "metric{a=\"1\"} 1\nmetric 1",
     ] {
-        let result = std::panic::catch_unwind(|| parse_exposition(bad));
+        let text = format!("# TYPE metric counter\n{bad}");
+        let result = std::panic::catch_unwind(|| parse_exposition(&text));
         assert!(result.is_err(), "accepted {bad:?}");
     }
+    assert!(std::panic::catch_unwind(|| parse_exposition("metric 1")).is_err());
+    let good = "# TYPE metric histogram\nmetric_bucket{le=\"1\"} 1\nmetric_sum 1\nmetric_count 1";
+    assert_eq!(parse_exposition(good).len(), 3);
 }
 
 #[test]
