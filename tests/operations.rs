@@ -185,6 +185,39 @@ fn metrics_count_a_known_sequence_exactly() {
     assert!(value("process_open_fds") > 0.0);
 }
 
+/// Regression test: a 405 on `PUT /kv/x` was counted under the `compat_get` route
+/// (and any other wrong method on a key route under its GET label).
+#[test]
+fn wrong_methods_count_under_other() {
+    let server = TestServer::start("");
+    for (method, path) in [
+        ("PUT", "/kv/x"),
+        ("POST", "/kv/insert"),
+        ("PATCH", "/kv/delete/x"),
+        ("POST", "/v1/kv/x"),
+    ] {
+        let reply = server.request(method, path, &[], Some(b"1"));
+        assert_eq!(reply.status, 405, "{method} {path}");
+    }
+    let reply = server.get("/metrics");
+    let series = parse_exposition(&reply.body);
+    let requests = |route: &str, class: &str| {
+        let name = format!(r#"rustkv_http_requests_total{{class="{class}",route="{route}"}}"#);
+        series.get(&name).copied().unwrap_or_default()
+    };
+    assert_eq!(requests("other", "4xx"), 4.0, "{}", reply.body);
+    for route in [
+        "compat_insert",
+        "compat_get",
+        "compat_delete",
+        "native_get",
+        "native_put",
+        "native_delete",
+    ] {
+        assert_eq!(requests(route, "4xx"), 0.0, "{route}");
+    }
+}
+
 #[test]
 fn exposition_parser_rejects_malformed_lines() {
     // Each line after a well-formed `# TYPE`, so it is the line that is refused.
