@@ -303,6 +303,26 @@ fn token_guards_every_route_but_health() {
     }
 }
 
+/// Regression test: the harness's servers took their token from `RUSTKV_TOKEN`, so
+/// a developer with it set saw 401s everywhere. Setting a variable in a running,
+/// multithreaded test binary is unsound, so this runs another test of this binary
+/// in a child process whose environment has it.
+#[test]
+fn the_harness_ignores_rustkv_token() {
+    let this_binary = std::env::current_exe().unwrap();
+    let output = std::process::Command::new(this_binary)
+        .args(["--exact", "metrics_count_a_known_sequence_exactly"])
+        .env(rustkv::config::TOKEN_ENV, "from-the-environment")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "with RUSTKV_TOKEN set:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 #[test]
 fn a_slow_client_is_cut_off_and_holds_nothing() {
     let server = TestServer::start("[server]\nclient_request_timeout = \"1s\"\n");
