@@ -22,7 +22,7 @@ fn write_config(text: &str) -> tempfile_path::Path {
     tempfile_path::Path::new(text)
 }
 
-/// A config file in the target directory, removed on drop.
+/// A config file in the system's temporary directory, removed on drop.
 mod tempfile_path {
     pub struct Path(pub std::path::PathBuf);
 

@@ -54,10 +54,10 @@ pub struct Detail {
 #[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct NativeError {
     /// Machine-readable: `invalid_body`, `invalid_key`, `invalid_percent_escape`,
-    /// `invalid_ttl`, `invalid_header`,
-    /// `key_too_large`, `value_too_large`, `body_too_large`, `body_unreadable`,
-    /// `unsupported_media_type`, `key_not_found`, `not_found`, `method_not_allowed`,
-    /// `precondition_failed`, `unavailable`, `unauthorized`.
+    /// `invalid_ttl`, `invalid_header`, `key_too_large`, `value_too_large`,
+    /// `body_too_large`, `body_unreadable`, `unsupported_media_type`, `key_not_found`,
+    /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`,
+    /// `unauthorized`, `headers_too_large`.
     error: String,
     detail: String,
 }
