@@ -263,6 +263,49 @@ fn native_put_rejects_every_bad_body_and_ttl() {
     );
 }
 
+/// Regression test: bytes that are not UTF-8 inside a JSON string (invalid, overlong,
+/// surrogate or out-of-range encodings) were stored by native PUTs and served back as
+/// bodies no JSON parser accepts. JSON text is UTF-8 (RFC 8259, 8.1).
+#[test]
+fn native_put_rejects_invalid_utf8_inside_strings() {
+    let fixture = Fixture::new("");
+    let server = &fixture.server;
+    let cases: &[(&str, &[u8])] = &[
+        ("invalid bytes", b"\"\xff\xfe\""),
+        ("lone continuation byte", b"\"a\x80\""),
+        ("truncated sequence", b"\"\xc3\""),
+        ("overlong NUL", b"\"\xc0\x80\""),
+        ("overlong three-byte", b"\"\xe0\x80\x80\""),
+        ("high surrogate bytes", b"\"\xed\xa0\x80\""),
+        ("low surrogate bytes", b"\"\xed\xbf\xbf\""),
+        ("above U+10FFFF", b"\"\xf4\x90\x80\x80\""),
+        ("in an object key", b"{\"\xff\":1}"),
+        ("nested in an array", b"[1,{\"a\":\"ok\xed\xa0\x80\"}]"),
+    ];
+    for (what, body) in cases {
+        let reply = server.call("PUT", "/v1/kv/bad", &json_type(), Some(body));
+        native_error(what, &reply, 400, "invalid_body");
+        // The compatible route already refused these; it must go on doing so.
+        let mut insert = br#"{"key":"bad","value":"#.to_vec();
+        insert.extend_from_slice(body);
+        insert.push(b'}');
+        let reply = server.call("PUT", "/kv/insert", &json_type(), Some(&insert));
+        compat_error(what, &reply, 422);
+    }
+    fixture.assert_unchanged();
+    let reply = server.call("GET", "/v1/kv/bad", &[], None);
+    native_error("GET after", &reply, 404, "key_not_found");
+
+    // An escaped lone surrogate is valid JSON text (only its meaning is doubtful):
+    // accepted, and served back byte for byte.
+    let escaped = br#""\ud800""#;
+    let reply = server.call("PUT", "/v1/kv/escaped", &json_type(), Some(escaped));
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let reply = server.call("GET", "/v1/kv/escaped", &[], None);
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.as_bytes(), escaped);
+}
+
 #[test]
 fn small_limits_config_is_valid() {
     let config = rustkv::config::Config::parse(SMALL).expect("parses");
@@ -610,6 +653,39 @@ fn invalid_utf8_in_paths() {
         );
     }
     fixture.assert_unchanged();
+}
+
+/// Regression test: a `%` not followed by two hex digits was taken literally on the
+/// native routes (`/v1/kv/%zz` named the key `%zz`); it is a malformed URI there.
+#[test]
+fn invalid_percent_escapes_in_native_keys() {
+    let fixture = Fixture::new("");
+    let server = &fixture.server;
+    for path in [
+        "/v1/kv/%",
+        "/v1/kv/%zz",
+        "/v1/kv/%2",
+        "/v1/kv/a%",
+        "/v1/kv/a%2",
+        "/v1/kv/%g0",
+        "/v1/kv/%0g",
+        "/v1/kv/ok%41%4",
+        "/v1/kv/%%41",
+    ] {
+        let code = "invalid_percent_escape";
+        let reply = server.call("GET", path, &[], None);
+        native_error(&format!("GET {path}"), &reply, 400, code);
+        let reply = server.call("PUT", path, &json_type(), Some(b"1"));
+        native_error(&format!("PUT {path}"), &reply, 400, code);
+        let reply = server.call("DELETE", path, &[], None);
+        native_error(&format!("DELETE {path}"), &reply, 400, code);
+        let reply = server.call("HEAD", path, &[], None);
+        assert_eq!(reply.status, 400, "HEAD {path}");
+    }
+    fixture.assert_unchanged();
+    // Valid escapes, in either case, still decode exactly once.
+    let reply = server.call("PUT", "/v1/kv/%2541%c3%A9", &json_type(), Some(b"1"));
+    assert_eq!(reply.json()["key"], "%41é", "{}", reply.body);
 }
 
 #[test]

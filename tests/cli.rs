@@ -22,7 +22,7 @@ fn write_config(text: &str) -> tempfile_path::Path {
     tempfile_path::Path::new(text)
 }
 
-/// A config file in the target directory, removed on drop.
+/// A config file in the system's temporary directory, removed on drop.
 mod tempfile_path {
     pub struct Path(pub std::path::PathBuf);
 
@@ -161,4 +161,37 @@ fn sigterm_stops_gracefully_with_exit_0() {
 #[test]
 fn sigint_stops_gracefully_with_exit_0() {
     serve_then_signal("INT");
+}
+
+/// The binary still takes its token from `RUSTKV_TOKEN` (read by `Config::load`),
+/// over the config file's; set in the child's environment only.
+#[test]
+fn rustkv_token_from_the_environment_guards_routes() {
+    let port = free_port();
+    let config = write_config("[auth]\ntoken = \"from-the-file\"\n");
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config.0)
+        .args(["--port", &port.to_string()])
+        .env("RUSTKV_TOKEN", "from-the-environment")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_listening(port);
+    let stats = |authorization: &str| {
+        http(
+            port,
+            &format!(
+                "GET /v1/stats HTTP/1.1\r\nHost: t\r\n{authorization}Connection: close\r\n\r\n"
+            ),
+        )
+    };
+    let without = stats("");
+    let file_token = stats("Authorization: Bearer from-the-file\r\n");
+    let env_token = stats("Authorization: Bearer from-the-environment\r\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(without.starts_with("HTTP/1.1 401"), "{without}");
+    assert!(file_token.starts_with("HTTP/1.1 401"), "{file_token}");
+    assert!(env_token.starts_with("HTTP/1.1 200"), "{env_token}");
 }

@@ -245,6 +245,34 @@ fn key_with_slash_reachable_raw_and_encoded() {
     assert_not_found(&server.get("/kv/a/b"));
 }
 
+/// PyRustKV (Starlette) read a `%` that starts no valid escape literally, and so do
+/// the compatible routes: `/kv/%zz` names the key `%zz`. (Native routes answer 400.)
+#[test]
+fn invalid_percent_escapes_are_read_literally() {
+    let server = TestServer::start("");
+    for (key, path) in [
+        ("%zz", "/kv/%zz"),
+        ("%2", "/kv/%2"),
+        ("100%", "/kv/100%"),
+        ("%", "/kv/%"),
+        ("a%g0b", "/kv/a%g0b"),
+    ] {
+        server.put(key, json!(key), None);
+        let reply = server.get(path);
+        assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
+        assert_eq!(
+            reply.json(),
+            json!({"key": key, "value": key}),
+            "GET {path}"
+        );
+        assert_success(&server.delete(path));
+        assert_eq!(server.value(key), None, "DELETE {path}");
+        server.put(key, json!(1), None);
+        assert_success(&server.delete(&format!("/kv/delete{}", &path[3..])));
+        assert_eq!(server.value(key), None, "DELETE /kv/delete{}", &path[3..]);
+    }
+}
+
 #[test]
 fn get_under_delete_prefix_reads_key() {
     let server = TestServer::start("");

@@ -16,8 +16,12 @@ use serde_json::json;
 
 /// Parses the Prometheus text exposition format strictly enough to fail on a
 /// malformed line; answers `series -> value` (series = name plus its label block).
+/// Also checks the families: every series follows its `# TYPE` line, and all the
+/// series of one name carry the same label names.
 fn parse_exposition(text: &str) -> HashMap<String, f64> {
     let mut series = HashMap::new();
+    let mut typed: Vec<String> = Vec::new();
+    let mut label_sets: HashMap<String, Vec<String>> = HashMap::new();
     for (number, line) in text.lines().enumerate() {
         if line.is_empty() {
             continue;
@@ -33,6 +37,7 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
                 assert_eq!(parts.len(), 3, "line {number}: {line:?}");
                 let types = ["counter", "gauge", "histogram", "summary", "untyped"];
                 assert!(types.contains(&parts[2]), "line {number}: {line:?}");
+                typed.push(parts[1].to_owned());
             }
             continue;
         }
@@ -52,7 +57,16 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
                 && !name.starts_with(|c: char| c.is_ascii_digit()),
             "line {number}: bad metric name in {line:?}"
         );
+        let family = typed
+            .last()
+            .unwrap_or_else(|| panic!("line {number}: no # TYPE before {line:?}"));
+        let suffix = name.strip_prefix(family.as_str());
+        assert!(
+            matches!(suffix, Some("" | "_bucket" | "_sum" | "_count")),
+            "line {number}: {name} outside its family {family}"
+        );
         let labels = &name_and_labels[name_end..];
+        let mut names = Vec::new();
         if !labels.is_empty() {
             assert!(
                 labels.starts_with('{') && labels.ends_with('}'),
@@ -73,8 +87,12 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
                     quoted.len() >= 2 && quoted.starts_with('"') && quoted.ends_with('"'),
                     "line {number}: {line:?}"
                 );
+                names.push(label.to_owned());
             }
         }
+        names.sort();
+        let first = label_sets.entry(name.to_owned()).or_insert(names.clone());
+        assert_eq!(*first, names, "line {number}: {name} label names differ");
         assert!(
             series.insert(name_and_labels.to_owned(), value).is_none(),
             "duplicate series {name_and_labels}"
@@ -167,19 +185,61 @@ fn metrics_count_a_known_sequence_exactly() {
     assert!(value("process_open_fds") > 0.0);
 }
 
+/// Regression test: a 405 on `PUT /kv/x` was counted under the `compat_get` route
+/// (and any other wrong method on a key route under its GET label).
+#[test]
+fn wrong_methods_count_under_other() {
+    let server = TestServer::start("");
+    for (method, path) in [
+        ("PUT", "/kv/x"),
+        ("POST", "/kv/insert"),
+        ("PATCH", "/kv/delete/x"),
+        ("POST", "/v1/kv/x"),
+    ] {
+        let reply = server.request(method, path, &[], Some(b"1"));
+        assert_eq!(reply.status, 405, "{method} {path}");
+    }
+    let reply = server.get("/metrics");
+    let series = parse_exposition(&reply.body);
+    let requests = |route: &str, class: &str| {
+        let name = format!(r#"rustkv_http_requests_total{{class="{class}",route="{route}"}}"#);
+        series.get(&name).copied().unwrap_or_default()
+    };
+    assert_eq!(requests("other", "4xx"), 4.0, "{}", reply.body);
+    for route in [
+        "compat_insert",
+        "compat_get",
+        "compat_delete",
+        "native_get",
+        "native_put",
+        "native_delete",
+    ] {
+        assert_eq!(requests(route, "4xx"), 0.0, "{route}");
+    }
+}
+
 #[test]
 fn exposition_parser_rejects_malformed_lines() {
+    // Each line after a well-formed `# TYPE`, so it is the line that is refused.
     for bad in [
         "metric",
         "1metric 1",
         "metric{a=b} 1",
         "metric one",
         "# NOTE x",
-        "m{a=\"1\" 2",
+        "metric{a=\"1\" 2",
+        "other 1",
+        "metric_total 1",
+        "metric{a=\"1\"} 1\nmetric{b=\"1\"} 1",
+        "metric{a=\"1\"} 1\nmetric 1",
     ] {
-        let result = std::panic::catch_unwind(|| parse_exposition(bad));
+        let text = format!("# TYPE metric counter\n{bad}");
+        let result = std::panic::catch_unwind(|| parse_exposition(&text));
         assert!(result.is_err(), "accepted {bad:?}");
     }
+    assert!(std::panic::catch_unwind(|| parse_exposition("metric 1")).is_err());
+    let good = "# TYPE metric histogram\nmetric_bucket{le=\"1\"} 1\nmetric_sum 1\nmetric_count 1";
+    assert_eq!(parse_exposition(good).len(), 3);
 }
 
 #[test]
@@ -232,6 +292,35 @@ fn token_guards_every_route_but_health() {
         (200, json!(1))
     );
     assert_eq!(server.request("GET", "/metrics", &bearer, None).status, 200);
+    // The scheme name is case-insensitive (RFC 9110, 11.1); the token is not.
+    for scheme in ["bearer", "BEARER"] {
+        let good = format!("{scheme} s3cret-token");
+        let reply = server.request("GET", "/kv/a", &[("Authorization", &good)], None);
+        assert_eq!(reply.status, 200, "{good}");
+        let wrong = format!("{scheme} S3CRET-TOKEN");
+        let reply = server.request("GET", "/kv/a", &[("Authorization", &wrong)], None);
+        assert_eq!(reply.status, 401, "{wrong}");
+    }
+}
+
+/// Regression test: the harness's servers took their token from `RUSTKV_TOKEN`, so
+/// a developer with it set saw 401s everywhere. Setting a variable in a running,
+/// multithreaded test binary is unsound, so this runs another test of this binary
+/// in a child process whose environment has it.
+#[test]
+fn the_harness_ignores_rustkv_token() {
+    let this_binary = std::env::current_exe().unwrap();
+    let output = std::process::Command::new(this_binary)
+        .args(["--exact", "metrics_count_a_known_sequence_exactly"])
+        .env(rustkv::config::TOKEN_ENV, "from-the-environment")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "with RUSTKV_TOKEN set:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

@@ -1,4 +1,9 @@
 //! The `[auth]` section: where the bearer token comes from, and keeping it secret.
+//!
+//! The environment is read once, by `Config::load` (the binary's edge), into
+//! `env_token`; resolving the token never reads it. A `Config` built any other way,
+//! such as the tests' `Config::parse`, is immune to a `RUSTKV_TOKEN` the developer
+//! happens to have set.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +17,10 @@ pub struct AuthConfig {
     pub token: String,
     /// A file whose contents (trimmed) are the token.
     pub token_file: String,
+    /// `RUSTKV_TOKEN` as `Config::load` found it. Not a config key: never read from
+    /// or written to TOML, so it cannot leak into the logged configuration either.
+    #[serde(skip)]
+    pub env_token: Option<String>,
 }
 
 /// The environment variable that, when set, is the token (it wins over the file).
@@ -30,15 +39,17 @@ impl std::fmt::Debug for AuthConfig {
                 },
             )
             .field("token_file", &self.token_file)
+            .field("env_token", &self.env_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
 
 impl AuthConfig {
-    /// The effective token: `RUSTKV_TOKEN`, else `token_file`'s contents, else `token`;
-    /// `None` when none is set (authentication off).
+    /// The effective token: `env_token` (`RUSTKV_TOKEN`), else `token_file`'s
+    /// contents, else `token`; `None` when none is set (authentication off). Reads
+    /// the file, never the environment.
     pub fn resolve(&self) -> Result<Option<String>, ConfigError> {
-        if let Ok(token) = std::env::var(TOKEN_ENV) {
+        if let Some(token) = &self.env_token {
             return non_empty(token.trim(), TOKEN_ENV);
         }
         if !self.token_file.is_empty() {

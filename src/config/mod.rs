@@ -175,7 +175,8 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Loads `path` (or the embedded default), applies `overrides`, validates.
+    /// Loads `path` (or the embedded default), applies `overrides` and `RUSTKV_TOKEN`,
+    /// validates. The only place the configuration reads the environment.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let text = match path {
             Some(path) => std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -186,6 +187,7 @@ impl Config {
         };
         let mut config = Config::parse(&text)?;
         config.apply(overrides);
+        config.auth.env_token = std::env::var(TOKEN_ENV).ok();
         config.validate()?;
         Ok(config)
     }

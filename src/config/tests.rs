@@ -91,6 +91,7 @@ fn the_token_never_appears_in_debug_output() {
     let auth = AuthConfig {
         token: "hunter2-secret".into(),
         token_file: String::new(),
+        env_token: Some("env-secret".into()),
     };
     let shown = format!(
         "{:?}",
@@ -100,6 +101,7 @@ fn the_token_never_appears_in_debug_output() {
         }
     );
     assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(!shown.contains("env-secret"), "{shown}");
     assert!(shown.contains("<redacted>"));
 }
 
@@ -133,4 +135,35 @@ fn auto_partitions_never_smaller_than_1024_entries() {
         ..with_capacity(100)
     };
     assert_eq!(fixed.resolved_partitions(), 3);
+}
+
+#[test]
+fn token_precedence_environment_then_file_then_key() {
+    let file = std::env::temp_dir().join(format!("rustkv-token-{}", std::process::id()));
+    std::fs::write(&file, "from-file\n").unwrap();
+    let auth = |token: &str, token_file: &str, env_token: Option<&str>| AuthConfig {
+        token: token.into(),
+        token_file: token_file.into(),
+        env_token: env_token.map(String::from),
+    };
+    let path = file.to_str().unwrap();
+    let resolve = |auth: AuthConfig| auth.resolve().map_err(|error| error.to_string());
+    let token = |text: &str| Ok(Some(text.to_owned()));
+    assert_eq!(resolve(auth("key", path, Some(" env "))), token("env"));
+    assert_eq!(resolve(auth("key", path, None)), token("from-file"));
+    assert_eq!(resolve(auth("key", "", None)), token("key"));
+    assert_eq!(resolve(auth("", "", None)), Ok(None));
+    let empty = resolve(auth("key", path, Some("  "))).unwrap_err();
+    assert!(empty.contains(TOKEN_ENV), "{empty}");
+    std::fs::remove_file(&file).unwrap();
+}
+
+/// Only `Config::load` reads `RUSTKV_TOKEN`; a parsed config (the tests' harness)
+/// never has it, whatever the environment holds.
+#[test]
+fn parsed_configs_never_carry_the_environment_token() {
+    let config = Config::parse("[auth]\ntoken = \"key\"\n").unwrap();
+    assert_eq!(config.auth.env_token, None);
+    assert_eq!(config.auth.resolve().unwrap().as_deref(), Some("key"));
+    assert_eq!(Config::parse("").unwrap().auth.resolve().unwrap(), None);
 }

@@ -18,15 +18,26 @@ use super::error::{ApiError, Dialect};
 /// Paths that never need a token: a load balancer's health check must work without one.
 const OPEN_PATHS: [&str; 1] = ["/health"];
 
-/// Whether `authorization` (the header's value) carries `token`.
+/// The authentication scheme, matched without regard to case (RFC 9110, 11.1).
+const SCHEME: &[u8] = b"Bearer";
+
+/// Whether `authorization` (the header's value) carries `token`: the scheme in any
+/// case, one or more spaces (RFC 9110, 11.4), then exactly the token.
 pub fn authorized(authorization: Option<&[u8]>, token: &[u8]) -> bool {
     let Some(value) = authorization else {
         return false;
     };
-    let Some(presented) = value.strip_prefix(b"Bearer ") else {
+    let Some((scheme, rest)) = value.split_at_checked(SCHEME.len()) else {
         return false;
     };
-    presented.ct_eq(token).into()
+    let spaces = rest.iter().take_while(|&&byte| byte == b' ').count();
+    if spaces == 0 {
+        return false;
+    }
+    let presented = &rest[spaces..];
+    // Only the scheme depends on this early exit; the token is compared in
+    // constant time, so timing still says nothing about how much of a guess was right.
+    scheme.eq_ignore_ascii_case(SCHEME) && bool::from(presented.ct_eq(token))
 }
 
 /// Middleware body: answers 401 with `WWW-Authenticate` unless the request carries
@@ -61,11 +72,43 @@ mod tests {
     #[test]
     fn bearer_table() {
         let token = b"s3cret";
-        assert!(authorized(Some(b"Bearer s3cret"), token));
-        assert!(!authorized(Some(b"Bearer s3cre"), token));
-        assert!(!authorized(Some(b"Bearer s3crett"), token));
-        assert!(!authorized(Some(b"bearer s3cret"), token));
-        assert!(!authorized(Some(b"Basic s3cret"), token));
+        let accepted: [&[u8]; 5] = [
+            b"Bearer s3cret",
+            // The scheme is case-insensitive (RFC 9110, 11.1) ...
+            b"bearer s3cret",
+            b"BEARER s3cret",
+            b"bEaReR s3cret",
+            // ... and separated from the credentials by one or more spaces (11.4).
+            b"Bearer   s3cret",
+        ];
+        for value in accepted {
+            assert!(
+                authorized(Some(value), token),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
+        let refused: [&[u8]; 11] = [
+            b"Bearer s3cre",
+            b"Bearer s3crett",
+            // The token itself is compared exactly.
+            b"bearer S3CRET",
+            b"Basic s3cret",
+            b"Bearers3cret",
+            b"Bearer\ts3cret",
+            b"Bearer \ts3cret",
+            b"Bearer",
+            b"Bearer ",
+            b"Beare s3cret",
+            b"",
+        ];
+        for value in refused {
+            assert!(
+                !authorized(Some(value), token),
+                "{}",
+                String::from_utf8_lossy(value)
+            );
+        }
         assert!(!authorized(None, token));
     }
 }

@@ -102,7 +102,7 @@ fn parse_insert(body: &[u8], state: &AppState) -> Result<Put, ApiError> {
 }
 
 fn get(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
-    let key = input::path_key(req, PREFIX, &state.limits)?;
+    let key = input::path_key(req, PREFIX, Dialect::Compat, &state.limits)?;
     let entry = state.store.get(&key).ok_or(ApiError::KeyNotFound)?;
     let mut body = Vec::with_capacity(key.len() + entry.value().len() + 20);
     body.extend_from_slice(b"{\"key\":");
@@ -119,7 +119,7 @@ async fn delete(
     prefix: &str,
     state: &AppState,
 ) -> Result<HttpResponse, ApiError> {
-    let key = input::path_key(req, prefix, &state.limits)?;
+    let key = input::path_key(req, prefix, Dialect::Compat, &state.limits)?;
     let delete = Delete {
         key,
         precondition: Precondition::default(),

@@ -40,6 +40,8 @@ pub enum ApiError {
     #[error("{0}")]
     InvalidKey(String),
     #[error("{0}")]
+    InvalidPercentEscape(String),
+    #[error("{0}")]
     InvalidTtl(String),
     #[error("{0}")]
     InvalidHeader(String),
@@ -100,6 +102,7 @@ impl ApiError {
         match self {
             ApiError::InvalidBody(_) => (invalid, "invalid_body"),
             ApiError::InvalidKey(_) => (invalid, "invalid_key"),
+            ApiError::InvalidPercentEscape(_) => (invalid, "invalid_percent_escape"),
             ApiError::InvalidTtl(_) => (invalid, "invalid_ttl"),
             ApiError::InvalidHeader(_) => (StatusCode::BAD_REQUEST, "invalid_header"),
             ApiError::KeyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "key_too_large"),
@@ -140,6 +143,7 @@ impl ApiError {
             | ApiError::HeadersTooLarge(_) => true,
             ApiError::InvalidBody(_)
             | ApiError::InvalidKey(_)
+            | ApiError::InvalidPercentEscape(_)
             | ApiError::InvalidTtl(_)
             | ApiError::InvalidHeader(_)
             | ApiError::KeyTooLarge { .. }
@@ -189,11 +193,84 @@ fn has_body(req: &HttpRequest) -> bool {
 mod tests {
     use super::*;
 
+    /// One of each variant. The `match` has no catch-all arm, so a new variant does
+    /// not compile until it is added here too.
+    fn one_of_each() -> Vec<ApiError> {
+        let text = || String::from("x");
+        let all = vec![
+            ApiError::InvalidBody(text()),
+            ApiError::InvalidKey(text()),
+            ApiError::InvalidPercentEscape(text()),
+            ApiError::InvalidTtl(text()),
+            ApiError::InvalidHeader(text()),
+            ApiError::KeyTooLarge { limit: 1 },
+            ApiError::ValueTooLarge { limit: 1 },
+            ApiError::BodyTooLarge { limit: 1 },
+            ApiError::BodyUnreadable(text()),
+            ApiError::UnsupportedMediaType(text()),
+            ApiError::KeyNotFound,
+            ApiError::RouteNotFound {
+                method: text(),
+                path: text(),
+            },
+            ApiError::MethodNotAllowed {
+                method: text(),
+                path: text(),
+                allow: "GET",
+            },
+            ApiError::PreconditionFailed { current: None },
+            ApiError::Unavailable,
+            ApiError::Unauthorized,
+            ApiError::HeadersTooLarge(text()),
+        ];
+        for error in &all {
+            match error {
+                ApiError::InvalidBody(_)
+                | ApiError::InvalidKey(_)
+                | ApiError::InvalidPercentEscape(_)
+                | ApiError::InvalidTtl(_)
+                | ApiError::InvalidHeader(_)
+                | ApiError::KeyTooLarge { .. }
+                | ApiError::ValueTooLarge { .. }
+                | ApiError::BodyTooLarge { .. }
+                | ApiError::BodyUnreadable(_)
+                | ApiError::UnsupportedMediaType(_)
+                | ApiError::KeyNotFound
+                | ApiError::RouteNotFound { .. }
+                | ApiError::MethodNotAllowed { .. }
+                | ApiError::PreconditionFailed { .. }
+                | ApiError::Unavailable
+                | ApiError::Unauthorized
+                | ApiError::HeadersTooLarge(_) => {}
+            }
+        }
+        all
+    }
+
+    /// Regression test: `headers_too_large` was missing from the document's list.
+    #[test]
+    fn every_code_is_listed_in_the_openapi_document() {
+        use utoipa::OpenApi;
+        let document = serde_json::to_value(crate::http::openapi::ApiDoc::openapi()).unwrap();
+        let listed =
+            document["components"]["schemas"]["NativeError"]["properties"]["error"]["description"]
+                .as_str()
+                .expect("NativeError.error is described");
+        for error in one_of_each() {
+            let code = error.status(Dialect::Native).1;
+            assert!(
+                listed.contains(&format!("`{code}`")),
+                "{code} not in {listed:?}"
+            );
+        }
+    }
+
     #[test]
     fn statuses_by_dialect() {
         let cases = [
             (ApiError::InvalidBody("x".into()), 422, 400),
             (ApiError::InvalidTtl("x".into()), 422, 400),
+            (ApiError::InvalidPercentEscape("x".into()), 422, 400),
             (ApiError::KeyTooLarge { limit: 1 }, 413, 413),
             (
                 ApiError::UnsupportedMediaType("text/plain".into()),

@@ -10,13 +10,25 @@ use actix_web::{
 };
 use percent_encoding::percent_decode_str;
 
-use super::{Limits, error::ApiError};
+use super::{
+    Limits,
+    error::{ApiError, Dialect},
+};
 use crate::store::Tags;
 
 /// The key named by the rest of the path after `prefix`, percent-decoded exactly
 /// once. Read from the raw URI, so `a%2Fb` is the key `a/b` and a literal `/` is
 /// part of the key too.
-pub fn path_key(req: &HttpRequest, prefix: &str, limits: &Limits) -> Result<Box<str>, ApiError> {
+///
+/// A `%` that starts no valid escape (`%zz`, `%2`, a trailing `%`) makes the native
+/// routes answer 400, as a malformed URI (RFC 3986, 2.1); the compatible routes read
+/// it literally (`/kv/%zz` is the key `%zz`), as PyRustKV did.
+pub fn path_key(
+    req: &HttpRequest,
+    prefix: &str,
+    dialect: Dialect,
+    limits: &Limits,
+) -> Result<Box<str>, ApiError> {
     // The scope also matches its bare prefix (`/kv`), which names no key and no route.
     let raw = req
         .uri()
@@ -26,11 +38,34 @@ pub fn path_key(req: &HttpRequest, prefix: &str, limits: &Limits) -> Result<Box<
             method: req.method().to_string(),
             path: req.path().to_owned(),
         })?;
+    if dialect == Dialect::Native {
+        check_escapes(raw)?;
+    }
     let key = percent_decode_str(raw)
         .decode_utf8()
         .map_err(|_| ApiError::InvalidKey("key is not valid UTF-8 once percent-decoded".into()))?;
     check_key(&key, limits)?;
     Ok(key.into())
+}
+
+/// Checks that every `%` in `raw` is followed by two hex digits. A key without `%`
+/// (the common case) costs one scan and no allocation, as its decoding does.
+fn check_escapes(raw: &str) -> Result<(), ApiError> {
+    let bytes = raw.as_bytes();
+    let mut from = 0;
+    while let Some(found) = bytes[from..].iter().position(|&byte| byte == b'%') {
+        let at = from + found;
+        let digits = bytes.get(at + 1..at + 3);
+        if !digits.is_some_and(|digits| digits.iter().all(u8::is_ascii_hexdigit)) {
+            let shown: String = raw[at..].chars().take(3).collect();
+            return Err(ApiError::InvalidPercentEscape(format!(
+                "invalid percent-escape {shown:?} in the key at byte {at}: `%` must be \
+                 followed by two hex digits (write `%25` for a literal `%`)"
+            )));
+        }
+        from = at + 3;
+    }
+    Ok(())
 }
 
 pub fn check_key(key: &str, limits: &Limits) -> Result<(), ApiError> {
@@ -244,16 +279,14 @@ mod tests {
         }
     }
 
+    fn key_in(uri: &str, dialect: Dialect) -> Result<Box<str>, ApiError> {
+        let request = TestRequest::with_uri(uri).to_http_request();
+        path_key(&request, "/kv/", dialect, &limits())
+    }
+
     #[test]
     fn keys_are_percent_decoded_once() {
-        let limits = limits();
-        let key = |uri: &str| {
-            path_key(
-                &TestRequest::with_uri(uri).to_http_request(),
-                "/kv/",
-                &limits,
-            )
-        };
+        let key = |uri: &str| key_in(uri, Dialect::Native);
         assert_eq!(&*key("/kv/a%2Fb").unwrap(), "a/b");
         assert_eq!(&*key("/kv/a/b").unwrap(), "a/b");
         assert_eq!(&*key("/kv/%2541").unwrap(), "%41");
@@ -264,6 +297,35 @@ mod tests {
             key("/kv/123456789"),
             Err(ApiError::KeyTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn invalid_percent_escapes_by_dialect() {
+        // (path, the compatible routes' literal key); native routes refuse each one.
+        let cases = [
+            ("/kv/%", "%"),
+            ("/kv/a%", "a%"),
+            ("/kv/%2", "%2"),
+            ("/kv/%zz", "%zz"),
+            ("/kv/%g0", "%g0"),
+            ("/kv/%0g", "%0g"),
+            ("/kv/%%41", "%A"),
+            ("/kv/%41%4", "A%4"),
+            ("/kv/%-1", "%-1"),
+        ];
+        for (uri, literal) in cases {
+            assert!(
+                matches!(
+                    key_in(uri, Dialect::Native),
+                    Err(ApiError::InvalidPercentEscape(_))
+                ),
+                "{uri}"
+            );
+            assert_eq!(&*key_in(uri, Dialect::Compat).unwrap(), literal, "{uri}");
+        }
+        for (uri, decoded) in [("/kv/%41%4a%4A", "AJJ"), ("/kv/plain", "plain")] {
+            assert_eq!(&*key_in(uri, Dialect::Native).unwrap(), decoded, "{uri}");
+        }
     }
 
     #[test]

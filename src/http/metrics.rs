@@ -20,7 +20,7 @@ use super::{
     AppState,
     tracking::{CLASSES, ROUTES, RouteHandles},
 };
-use crate::store::{PartitionStats, Store};
+use crate::store::{PartitionStats, Store, StoreStats};
 
 /// The metrics handles shared by every worker.
 pub struct Metrics {
@@ -211,23 +211,72 @@ const FIELDS: [Field; 13] = [
 
 impl StoreCollector {
     fn new(store: Store) -> prometheus::Result<Self> {
-        let mut descs = Vec::new();
-        for (name, help, _, _, _) in FIELDS {
-            if descs
-                .iter()
-                .any(|desc: &Desc| desc.fq_name == format!("rustkv_{name}"))
-            {
-                continue;
-            }
-            descs.push(Desc::new(
-                format!("rustkv_{name}"),
-                help.into(),
-                vec!["partition".into()],
-                Default::default(),
-            )?);
-        }
-        Ok(Self { store, descs })
+        Ok(Self {
+            store,
+            descs: descs()?,
+        })
     }
+}
+
+/// The labels a field's series carry: `partition`, then its extra label if any.
+fn label_names(extra: Option<(&'static str, &'static str)>) -> Vec<&'static str> {
+    let mut labels = vec!["partition"];
+    labels.extend(extra.map(|(label, _)| label));
+    labels
+}
+
+/// One descriptor per metric name, declaring every label its series carry: a
+/// registry and its consumers take the descriptor as the truth about a family.
+fn descs() -> prometheus::Result<Vec<Desc>> {
+    let mut descs: Vec<Desc> = Vec::new();
+    for (name, help, _, extra, _) in FIELDS {
+        let fq_name = format!("rustkv_{name}");
+        if descs.iter().any(|desc| desc.fq_name == fq_name) {
+            continue; // the fields of one family share name, help and label names
+        }
+        let labels = label_names(extra).into_iter().map(String::from).collect();
+        descs.push(Desc::new(fq_name, help.into(), labels, Default::default())?);
+    }
+    Ok(descs)
+}
+
+/// The store's figures as metric families, one per name, one series per partition
+/// (and extra label value).
+fn families(stats: &StoreStats) -> Vec<MetricFamily> {
+    let mut families: Vec<MetricFamily> = Vec::new();
+    for (name, help, counter, extra, read) in FIELDS {
+        let labels = label_names(extra);
+        let opts = Opts::new(name, help).namespace("rustkv");
+        let family = if counter {
+            let vec = IntCounterVec::new(opts, &labels).expect("valid metric");
+            for (index, partition) in stats.partitions.iter().enumerate() {
+                let index = index.to_string();
+                let mut values = vec![index.as_str()];
+                values.extend(extra.map(|(_, value)| value));
+                vec.with_label_values(&values).inc_by(read(partition));
+            }
+            vec.collect()
+        } else {
+            let vec = prometheus::IntGaugeVec::new(opts, &labels).expect("valid metric");
+            for (index, partition) in stats.partitions.iter().enumerate() {
+                vec.with_label_values(&[index.to_string().as_str()])
+                    .set(read(partition) as i64);
+            }
+            vec.collect()
+        };
+        for family in family {
+            match families
+                .iter_mut()
+                .find(|known| known.name() == family.name())
+            {
+                Some(known) => known
+                    .mut_metric()
+                    .extend(family.get_metric().iter().cloned()),
+                None => families.push(family),
+            }
+        }
+    }
+    families
 }
 
 impl Collector for StoreCollector {
@@ -236,41 +285,42 @@ impl Collector for StoreCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let stats = self.store.stats();
-        let mut families: Vec<MetricFamily> = Vec::new();
-        for (name, help, counter, extra, read) in FIELDS {
-            let mut labels = vec!["partition"];
-            labels.extend(extra.map(|(label, _)| label));
-            let opts = Opts::new(name, help).namespace("rustkv");
-            let family = if counter {
-                let vec = IntCounterVec::new(opts, &labels).expect("valid metric");
-                for (index, partition) in stats.partitions.iter().enumerate() {
-                    let index = index.to_string();
-                    let mut values = vec![index.as_str()];
-                    values.extend(extra.map(|(_, value)| value));
-                    vec.with_label_values(&values).inc_by(read(partition));
-                }
-                vec.collect()
-            } else {
-                let vec = prometheus::IntGaugeVec::new(opts, &labels).expect("valid metric");
-                for (index, partition) in stats.partitions.iter().enumerate() {
-                    vec.with_label_values(&[index.to_string().as_str()])
-                        .set(read(partition) as i64);
-                }
-                vec.collect()
-            };
-            for family in family {
-                match families
-                    .iter_mut()
-                    .find(|known| known.name() == family.name())
-                {
-                    Some(known) => known
-                        .mut_metric()
-                        .extend(family.get_metric().iter().cloned()),
-                    None => families.push(family),
-                }
+        families(&self.store.stats())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression test: the descriptors declared only `partition` while the
+    /// evictions and expirations series carry `cause` and `kind` too.
+    #[test]
+    fn descriptors_declare_what_is_collected() {
+        let descs = descs().unwrap();
+        let stats = StoreStats {
+            total: PartitionStats::default(),
+            partitions: vec![PartitionStats::default(); 2],
+        };
+        let families = families(&stats);
+        assert_eq!(families.len(), descs.len(), "one descriptor per family");
+        for family in &families {
+            let desc = descs
+                .iter()
+                .find(|desc| desc.fq_name == family.name())
+                .unwrap_or_else(|| panic!("{} has no descriptor", family.name()));
+            assert_eq!(desc.help, family.help(), "{}", family.name());
+            let mut declared = desc.variable_labels.clone();
+            declared.sort();
+            for metric in family.get_metric() {
+                let mut carried: Vec<String> = metric
+                    .get_label()
+                    .iter()
+                    .map(|label| label.name().to_owned())
+                    .collect();
+                carried.sort();
+                assert_eq!(carried, declared, "{}", family.name());
             }
         }
-        families
     }
 }

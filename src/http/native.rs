@@ -53,7 +53,7 @@ pub async fn dispatch(
 /// `GET` and `HEAD`: the stored JSON, its `ETag`, and `X-Expires-In` (whole seconds,
 /// rounded up) when it has a TTL; 304 when `If-None-Match` names its version.
 fn read(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
-    let key = input::path_key(req, PREFIX, &state.limits)?;
+    let key = input::path_key(req, PREFIX, Dialect::Native, &state.limits)?;
     let if_none_match = input::tags(req, header::IF_NONE_MATCH)?;
     let entry = state.store.get(&key).ok_or(ApiError::KeyNotFound)?;
     let etag = input::etag(entry.version());
@@ -97,12 +97,18 @@ async fn write(
 ) -> Result<HttpResponse, ApiError> {
     // The body first: an error found later then leaves the connection reusable.
     let body = input::json_body(req, payload, &state.limits).await?;
-    let key = input::path_key(req, PREFIX, &state.limits)?;
+    let key = input::path_key(req, PREFIX, Dialect::Native, &state.limits)?;
     let ttl = input::query_ttl(req, &state.limits)?;
     let precondition = precondition(req)?;
     let value = body.trim_ascii();
     input::check_value(value, &state.limits)?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(value)
+    // JSON text is UTF-8 (RFC 8259, 8.1), but serde_json reading bytes into
+    // `IgnoredAny` skips strings without decoding them, so invalid, overlong and
+    // surrogate encodings inside them would be stored and served. One SIMD-fast pass
+    // over the whole value checks that; parsing from the `&str` then skips its own.
+    let text = std::str::from_utf8(value)
+        .map_err(|error| ApiError::InvalidBody(format!("body is not valid UTF-8: {error}")))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|error| ApiError::InvalidBody(format!("body is not a JSON value: {error}")))?;
     let put = Put {
         entry: Entry::new(&key, value),
@@ -128,7 +134,7 @@ async fn write(
 
 /// `DELETE /v1/kv/{key}`: 204, or 404 if absent; `If-Match` as for PUT.
 async fn remove(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
-    let key = input::path_key(req, PREFIX, &state.limits)?;
+    let key = input::path_key(req, PREFIX, Dialect::Native, &state.limits)?;
     let precondition = precondition(req)?;
     if precondition
         .if_none_match

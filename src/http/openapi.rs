@@ -54,10 +54,11 @@ pub struct Detail {
 #[derive(ToSchema, serde::Serialize)]
 #[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct NativeError {
-    /// Machine-readable: `invalid_body`, `invalid_key`, `invalid_ttl`, `invalid_header`,
-    /// `key_too_large`, `value_too_large`, `body_too_large`, `body_unreadable`,
-    /// `unsupported_media_type`, `key_not_found`, `not_found`, `method_not_allowed`,
-    /// `precondition_failed`, `unavailable`, `unauthorized`.
+    /// Machine-readable: `invalid_body`, `invalid_key`, `invalid_percent_escape`,
+    /// `invalid_ttl`, `invalid_header`, `key_too_large`, `value_too_large`,
+    /// `body_too_large`, `body_unreadable`, `unsupported_media_type`, `key_not_found`,
+    /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`,
+    /// `unauthorized`, `headers_too_large`.
     error: String,
     detail: String,
 }
@@ -140,7 +141,7 @@ fn compat_delete_short() {}
                 ("X-Expires-In" = u64, description = "Whole seconds left (rounded up); present only when the key has a TTL"),
             )),
         (status = 304, description = "If-None-Match matched", headers(("ETag" = String))),
-        (status = 400, description = "Empty key, invalid UTF-8 or malformed header", body = NativeError),
+        (status = 400, description = "Empty key, invalid UTF-8 or percent-escape, or malformed header", body = NativeError),
         (status = 404, description = "Missing, expired or evicted", body = NativeError),
         (status = 413, description = "Key over its limit", body = NativeError),
     ))]
@@ -154,7 +155,7 @@ fn native_get() {}
     responses(
         (status = 200, description = "As GET, without a body", headers(("ETag" = String), ("X-Expires-In" = u64))),
         (status = 304, description = "If-None-Match matched", headers(("ETag" = String))),
-        (status = 400, description = "Empty key, invalid UTF-8 or malformed header"),
+        (status = 400, description = "Empty key, invalid UTF-8 or percent-escape, or malformed header"),
         (status = 404, description = "Missing, expired or evicted"),
         (status = 413, description = "Key over its limit"),
     ))]
@@ -171,7 +172,7 @@ fn native_head() {}
     responses(
         (status = 201, description = "Created", body = WrittenBody, headers(("ETag" = String))),
         (status = 200, description = "Replaced", body = WrittenBody, headers(("ETag" = String))),
-        (status = 400, description = "Invalid JSON, key, ttl or header", body = NativeError),
+        (status = 400, description = "Invalid JSON, key (percent-escapes included), ttl or header", body = NativeError),
         (status = 412, description = "A precondition failed", body = NativeError),
         (status = 413, description = "Key, value or body over its limit", body = NativeError),
         (status = 415, description = "Content-Type is not JSON", body = NativeError),
@@ -185,7 +186,7 @@ fn native_put() {}
     ),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Invalid key or header", body = NativeError),
+        (status = 400, description = "Invalid key (percent-escapes included) or header", body = NativeError),
         (status = 404, description = "Absent", body = NativeError),
         (status = 412, description = "If-Match failed", body = NativeError),
         (status = 413, description = "Key over its limit", body = NativeError),

@@ -50,21 +50,22 @@ enum Route {
     Other,
 }
 
-/// Which route label a request counts under.
+/// Which route label a request counts under. A method a key route does not take
+/// (a 405) counts under `other`, like an unknown route, not under that path's reads.
 fn route_of(method: &Method, path: &str) -> Route {
-    if path == "/kv/insert" && method == Method::PUT {
-        Route::CompatInsert
-    } else if path.starts_with("/kv/") {
-        if method == Method::DELETE {
-            Route::CompatDelete
-        } else {
-            Route::CompatGet
+    if path.starts_with("/kv/") {
+        match *method {
+            Method::PUT if path == "/kv/insert" => Route::CompatInsert,
+            Method::GET | Method::HEAD => Route::CompatGet,
+            Method::DELETE => Route::CompatDelete,
+            _ => Route::Other,
         }
     } else if path.starts_with("/v1/kv/") {
         match *method {
+            Method::GET | Method::HEAD => Route::NativeGet,
             Method::PUT => Route::NativePut,
             Method::DELETE => Route::NativeDelete,
-            _ => Route::NativeGet,
+            _ => Route::Other,
         }
     } else if path == "/health" {
         Route::Health
@@ -187,6 +188,16 @@ mod tests {
             (Method::GET, "/health", "health"),
             (Method::GET, "/v1/stats", "stats"),
             (Method::GET, "/metrics", "other"),
+            (Method::HEAD, "/kv/a", "compat_get"),
+            (Method::HEAD, "/v1/kv/a", "native_get"),
+            (Method::DELETE, "/kv/a", "compat_delete"),
+            (Method::GET, "/kv/insert", "compat_get"),
+            // Methods the route does not take (405) are not its reads.
+            (Method::PUT, "/kv/a", "other"),
+            (Method::POST, "/kv/insert", "other"),
+            (Method::PATCH, "/kv/delete/a", "other"),
+            (Method::POST, "/v1/kv/a", "other"),
+            (Method::OPTIONS, "/v1/kv/a", "other"),
         ];
         for (method, path, label) in cases {
             assert_eq!(

@@ -56,13 +56,16 @@ impl Entry {
         Entry(bytes.collect())
     }
 
-    /// Writes the header fields the actor decides. Copies the entry if it has already
-    /// been shared (never the case on the write path, but cheap insurance).
+    /// Writes the header fields the actor decides, before the entry is published.
+    ///
+    /// # Panics
+    ///
+    /// If the entry has already been shared (cloned): the write path stamps an entry
+    /// it holds alone, so a shared one is a bug. Copying would hide it, and leave the
+    /// other handle with a header that names no version the store ever handed out.
     pub fn stamp(&mut self, version: u64, deadline: u64, slot: u32) {
-        if Arc::get_mut(&mut self.0).is_none() {
-            self.0 = Arc::from(&self.0[..]);
-        }
-        let bytes = Arc::get_mut(&mut self.0).expect("unique after copy");
+        let bytes = Arc::get_mut(&mut self.0)
+            .expect("Entry::stamp: an entry stamped after being shared (cloned)");
         bytes[VERSION..VERSION + 8].copy_from_slice(&version.to_le_bytes());
         bytes[DEADLINE..DEADLINE + 8].copy_from_slice(&deadline.to_le_bytes());
         bytes[SLOT..SLOT + 4].copy_from_slice(&slot.to_le_bytes());
@@ -183,14 +186,14 @@ mod tests {
         assert!(entry.is_expired(12_345));
     }
 
+    /// Stamping a shared entry is a bug in the caller: it must fail loudly, not
+    /// silently stamp a copy while the other handle keeps the old header.
     #[test]
-    fn stamping_a_shared_entry_leaves_the_other_handle_alone() {
+    #[should_panic(expected = "stamped after being shared")]
+    fn stamping_a_shared_entry_panics() {
         let mut entry = Entry::new("k", b"1");
-        let published = entry.clone();
+        let _published = entry.clone();
         entry.stamp(7, NEVER, 3);
-        assert_eq!(published.version(), 0);
-        assert_eq!(entry.version(), 7);
-        assert!(!entry.same(&published));
     }
 
     #[test]

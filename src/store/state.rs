@@ -114,7 +114,7 @@ impl PartitionState {
             .ttl
             .map_or(NEVER, |ttl| now.saturating_add(ttl).min(NEVER - 1));
         let written = match current {
-            Some(old) => self.replace(&old, put, deadline),
+            Some(old) => self.replace(&old, put, deadline, now),
             None => self.insert(put, deadline, now),
         };
         self.publish_gauges();
@@ -150,7 +150,7 @@ impl PartitionState {
         Some(entry)
     }
 
-    fn replace(&mut self, old: &Entry, put: Put, deadline: u64) -> Written {
+    fn replace(&mut self, old: &Entry, put: Put, deadline: u64, now: u64) -> Written {
         let slot = old.slot();
         let mut entry = put.entry;
         entry.stamp(self.version, deadline, slot);
@@ -165,7 +165,7 @@ impl PartitionState {
         Counters::bump(&self.shared.counters.updates);
         // A larger value may push the partition over its memory budget.
         while self.memory > self.limits.max_memory && self.lru.len() > 1 {
-            self.evict_lru(Removal::Memory);
+            self.evict_lru(Removal::Memory, now);
         }
         Written {
             created: false,
@@ -204,18 +204,19 @@ impl PartitionState {
             } else {
                 return;
             };
-            let (_, victim) = self.lru.peek_lru().expect("not empty");
+            self.evict_lru(cause, now);
+        }
+    }
+
+    /// Evicts the least recently used entry for `cause`; one already expired (the
+    /// wheel has not reached its bucket yet) is counted as expired, not evicted.
+    fn evict_lru(&mut self, cause: Removal, now: u64) {
+        if let Some((slot, victim)) = self.lru.peek_lru() {
             let cause = if victim.is_expired(now) {
                 Removal::Expired
             } else {
                 cause
             };
-            self.evict_lru(cause);
-        }
-    }
-
-    fn evict_lru(&mut self, cause: Removal) {
-        if let Some((slot, _)) = self.lru.peek_lru() {
             self.evict(slot, cause);
         }
     }

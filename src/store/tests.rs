@@ -268,6 +268,31 @@ fn memory_limit_evicts_lru_until_the_new_entry_fits() {
     state.validate();
 }
 
+/// Regression test: a replace that grows past `max_memory` counted an expired LRU
+/// victim (one the wheel had not reached yet) as a memory eviction.
+#[test]
+fn memory_eviction_during_a_replace_counts_expired_victims_as_expirations() {
+    let one = entry::charge(1, 10);
+    let mut state = state(100, one * 2 + 5);
+    // Deadline 1 ns: expired from t = 1, but the wheel's first bucket ends at SPAN.
+    state.put(put("a", "0123456789", Some(1)), 0).unwrap();
+    state.put(put("b", "0123456789", None), 0).unwrap();
+    state.put(put("c", "0123456789", None), 1).unwrap(); // evicts expired a: room
+    state.put(put("d", "0123456789", Some(1)), 1).unwrap(); // evicts b: memory
+    let stats = state.stats();
+    assert_eq!((stats.expirations, stats.evictions_memory), (1, 1));
+
+    // Now at t = 2, d has expired unreached and is the LRU tail. Growing c's value
+    // by 10 bytes pushes the partition over max_memory, and d is the one to go.
+    state
+        .put(put("c", "01234567890123456789", None), 2)
+        .unwrap();
+    assert_eq!(state.keys_by_recency(), ["c"]);
+    let stats = state.stats();
+    assert_eq!((stats.expirations, stats.evictions_memory), (2, 1));
+    state.validate();
+}
+
 #[test]
 fn versions_never_repeat_for_a_key_even_after_delete() {
     let mut state = state(10, u64::MAX / 2);

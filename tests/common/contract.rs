@@ -179,18 +179,17 @@ fn check_body(
         return Ok(()); // text (the metrics exposition) has its own parser test
     }
     let schema = resolve(&described["schema"], components);
+    // Where the schema takes any value, a syntax check with the server's own
+    // non-recursive parser is the whole check. A `Value` would refuse valid JSON text
+    // the server stores as sent: nesting deeper than its 128 levels, and escaped lone
+    // surrogates (`"\ud800"`), which no Rust `String` can hold.
+    if takes_anything(&schema) {
+        return serde_json::from_str::<serde::de::IgnoredAny>(&reply.body)
+            .map(drop)
+            .map_err(|error| format!("the body is not JSON: {error}"));
+    }
     match serde_json::from_str::<Value>(&reply.body) {
         Ok(body) => validate(&schema, &body),
-        // Values nest deeper than serde_json's 128-level `Value` parser allows
-        // (the server checks syntax without recursion): where the schema takes any
-        // value, a syntax check with the same non-recursive parser is the whole check.
-        Err(error)
-            if error.to_string().starts_with("recursion limit") && takes_anything(&schema) =>
-        {
-            serde_json::from_str::<serde::de::IgnoredAny>(&reply.body)
-                .map(drop)
-                .map_err(|error| format!("the body is not JSON: {error}"))
-        }
         Err(error) => Err(format!("the body is not JSON: {error}")),
     }
 }
