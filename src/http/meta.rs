@@ -9,7 +9,12 @@ use super::{
     json_response,
 };
 
-pub async fn health() -> HttpResponse {
+/// 503 while a shutdown drains, so load balancers stop sending traffic here
+/// (requests are still served until the drain ends).
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    if state.lifecycle.draining() {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#);
+    }
     json_response(StatusCode::OK, r#"{"status":"ok"}"#)
 }
 

@@ -192,11 +192,17 @@ fn native_put() {}
 fn native_delete() {}
 
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, description = "Serving", body = Status)))]
+    responses(
+        (status = 200, description = "Serving", body = Status),
+        (status = 503, description = "Shutting down: draining, still serving requests", body = Status),
+    ))]
 fn health() {}
 
 #[utoipa::path(head, path = "/health", tag = "operations",
-    responses((status = 200, description = "Serving")))]
+    responses(
+        (status = 200, description = "Serving"),
+        (status = 503, description = "Shutting down: draining"),
+    ))]
 fn health_head() {}
 
 #[utoipa::path(get, path = "/v1/stats", tag = "operations",
