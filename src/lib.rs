@@ -9,11 +9,15 @@
 //! 4. A write goes to `Store::put`/`delete`: a message to the partition's actor, awaited.
 //! 5. The actor (`store::partition`) updates the skiplist, LRU list and timer wheel.
 //!
+//! Under 1, `net` frames each HTTP/1 request on the TCP stream before actix-http
+//! parses it (timeouts, smuggling, pipelining after a close, shutdown).
+//!
 //! `config` loads and validates the TOML configuration before any of this starts.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod http;
+pub mod net;
 pub mod server;
 pub mod store;

@@ -2,27 +2,32 @@
 //!
 //! `start` is shared by `main` and the black-box tests (which bind port 0 and may
 //! pass a mock clock); `run` adds signal handling and waits for the end.
+//!
+//! The App is served by actix-server and actix-http directly rather than through
+//! `HttpServer`, so that connections go through `net` (see there for why).
 
 use std::{
     io,
-    net::{SocketAddr, ToSocketAddrs},
+    net::{SocketAddr, TcpListener, ToSocketAddrs},
     sync::Arc,
+    time::{Duration, Instant},
 };
 
+use actix_server::{Server, ServerHandle};
 use actix_web::{
-    App, HttpServer,
-    dev::Server,
+    App,
     middleware::{Condition, Logger, from_fn},
     web,
 };
 use log::{info, warn};
 
 use crate::{
-    config::{Config, Placement},
+    config::{Config, Placement, ServerConfig},
     http::{
         self, AppState, Limits, auth, head::HeaderLimits, metrics::Metrics,
         tracking::RequestMetrics,
     },
+    net::{self, Lifecycle, Timeouts},
     store::Store,
 };
 
@@ -31,6 +36,8 @@ pub struct Running {
     pub server: Server,
     pub addrs: Vec<SocketAddr>,
     pub store: Store,
+    /// Running, draining or stopping: `shut_down` moves it on.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 /// Routes registered ahead of the product's: tests use them to reach inside a
@@ -57,16 +64,18 @@ pub fn start_with(
     warn_if_exposed(config, token.is_some());
     let store = Store::start(&config.store, clock);
     let metrics = Metrics::new(store.clone()).map_err(io::Error::other)?;
+    let lifecycle = Arc::new(Lifecycle::default());
     let state = web::Data::new(AppState {
         store: store.clone(),
         limits: Limits::from_config(config),
         metrics: Arc::clone(&metrics),
+        lifecycle: Arc::clone(&lifecycle),
     });
     let workers = config.server.resolved_workers();
     let attach = (config.store.placement == Placement::Workers).then(|| store.clone());
     let access_log = config.log.access_log;
     let request_metrics = config.metrics.requests;
-    let server = HttpServer::new(move || {
+    let app = move || {
         // Runs on each worker thread as it starts: adopt this worker's partitions.
         if let Some(store) = &attach {
             store.attach_worker_thread(workers);
@@ -97,20 +106,47 @@ pub fn start_with(
             ))
             .configure(extra)
             .configure(|cfg| http::configure(cfg, &state.limits))
-    })
-    .workers(workers)
-    .max_connections(config.server.max_connections)
-    .client_request_timeout(config.server.client_request_timeout)
-    .keep_alive(config.server.keep_alive)
-    .shutdown_timeout(config.server.shutdown_timeout.as_secs())
-    .disable_signals()
-    .bind((config.server.bind.as_str(), config.server.port))?;
-    let addrs = server.addrs();
+    };
+    let server = &config.server;
+    let timeouts = Timeouts {
+        head: server.client_request_timeout,
+        body: server.client_body_timeout,
+        keep_alive: server.keep_alive,
+    };
+    // actix-server's own timeout only backs ours up (`shut_down`), in whole seconds.
+    let backstop = server.shutdown_timeout.as_secs_f64().ceil() as u64 + 1;
+    let mut builder = Server::build()
+        .workers(workers)
+        .max_concurrent_connections(server.max_connections)
+        .shutdown_timeout(backstop)
+        .disable_signals();
+    let mut addrs = Vec::new();
+    for addr in (server.bind.as_str(), server.port).to_socket_addrs()? {
+        let listener = listen(addr)?;
+        let local = listener.local_addr()?;
+        addrs.push(local);
+        let (app, lifecycle) = (app.clone(), Arc::clone(&lifecycle));
+        builder = builder.listen("rustkv", listener, move || {
+            net::http1(app(), timeouts, Arc::clone(&lifecycle), local)
+        })?;
+    }
     Ok(Running {
-        server: server.run(),
+        server: builder.run(),
         addrs,
         store,
+        lifecycle,
     })
+}
+
+/// A listening socket as actix-web's `HttpServer` makes one (address reuse, a
+/// backlog of 1024).
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Binding beyond loopback without a token exposes the whole cache: say so loudly.
@@ -137,8 +173,7 @@ fn describe(config: &Config) -> String {
     toml::to_string(&shown).unwrap_or_default()
 }
 
-/// Runs the server until SIGINT or SIGTERM, then stops gracefully: no new
-/// connections, requests in flight finish (up to `shutdown_timeout`), exit 0.
+/// Runs the server until SIGINT or SIGTERM, then stops gracefully (`shut_down`).
 pub async fn run(config: Config) -> io::Result<()> {
     let running = start(&config, quanta::Clock::new())?;
     info!("effective configuration:\n{}", describe(&config));
@@ -151,10 +186,12 @@ pub async fn run(config: Config) -> io::Result<()> {
         config.store.max_memory,
     );
     let handle = running.server.handle();
+    let lifecycle = Arc::clone(&running.lifecycle);
+    let server = config.server.clone();
     actix_rt::spawn(async move {
         let signal = shutdown_signal().await;
         info!("{signal} received: finishing requests in flight, then stopping");
-        handle.stop(true).await;
+        shut_down(handle, &lifecycle, &server).await;
     });
     running.server.await?;
     let stats = running.store.stats().total;
@@ -170,6 +207,31 @@ pub async fn run(config: Config) -> io::Result<()> {
         stats.deletes
     );
     Ok(())
+}
+
+/// Drains (`shutdown_drain`), stops reading requests, waits for the connections
+/// to close (`shutdown_timeout` at most, to the millisecond), then stops the server.
+pub async fn shut_down(handle: ServerHandle, lifecycle: &Lifecycle, server: &ServerConfig) {
+    lifecycle.start_draining();
+    if !server.shutdown_drain.is_zero() {
+        info!(
+            "draining for {}: /health answers 503, requests are still served",
+            humantime::format_duration(server.shutdown_drain)
+        );
+        actix_rt::time::sleep(server.shutdown_drain).await;
+    }
+    handle.pause().await;
+    lifecycle.stop_reading();
+    let deadline = Instant::now() + server.shutdown_timeout;
+    while lifecycle.open_connections() > 0 && Instant::now() < deadline {
+        // Polled: the last connection closing is not an event anyone sends.
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let open = lifecycle.open_connections();
+    if open > 0 {
+        warn!("shutdown_timeout reached: closing {open} connections with requests unanswered");
+    }
+    handle.stop(false).await;
 }
 
 async fn shutdown_signal() -> &'static str {

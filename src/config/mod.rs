@@ -51,13 +51,20 @@ pub struct ServerConfig {
     /// 0 = one per core.
     pub workers: usize,
     pub max_body: ByteSize,
+    /// How long a shutdown waits for requests in flight once it stops reading.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How long a shutdown first keeps serving while `/health` answers 503.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_drain: Duration,
     /// Open connections per worker before new ones wait.
     pub max_connections: usize,
-    /// How long a client may take to send a request's head; slower ones get 408.
+    /// How long a client may take to send each request's head; slower ones get 408.
     #[serde(with = "humantime_serde")]
     pub client_request_timeout: Duration,
+    /// How long a request body may go without a byte before the connection is cut.
+    #[serde(with = "humantime_serde")]
+    pub client_body_timeout: Duration,
     /// How long an idle keep-alive connection is kept open.
     #[serde(with = "humantime_serde")]
     pub keep_alive: Duration,
@@ -115,8 +122,10 @@ impl Default for ServerConfig {
             workers: 0,
             max_body: ByteSize::mib(2),
             shutdown_timeout: Duration::from_secs(10),
+            shutdown_drain: Duration::ZERO,
             max_connections: 25_000,
             client_request_timeout: Duration::from_secs(5),
+            client_body_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(5),
             max_headers: 64,
             max_header_bytes: ByteSize::kib(16),
@@ -268,16 +277,19 @@ impl ServerConfig {
             self.max_header_bytes,
             "must be 1KiB to 128KiB (actix-http's own ceiling for a request head)",
         )?;
-        let timeout = humantime::format_duration(self.client_request_timeout);
-        // actix-http times requests against a clock it refreshes every 500 ms, so a
-        // shorter timeout can fire at once (seen here: 408 after 13 ms with 300ms).
-        let timeout_ok = self.client_request_timeout >= Duration::from_secs(1);
-        check(
-            timeout_ok,
-            "server.client_request_timeout",
-            timeout,
-            "must be at least 1s",
-        )
+        for (key, timeout) in [
+            ("server.client_request_timeout", self.client_request_timeout),
+            ("server.client_body_timeout", self.client_body_timeout),
+        ] {
+            // Zero would cut every client off at once; `net` has no "disabled" value.
+            check(
+                timeout >= Duration::from_millis(100),
+                key,
+                humantime::format_duration(timeout),
+                "must be at least 100ms",
+            )?;
+        }
+        Ok(())
     }
 
     /// The worker count with 0 resolved to the number of cores.

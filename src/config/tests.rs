@@ -60,8 +60,12 @@ fn invalid_values_name_their_key() {
         ("[server]\nmax_body = \"1KB\"", "server.max_body"),
         ("[server]\nbind = \"not an address!\"", "server.bind"),
         (
-            "[server]\nclient_request_timeout = \"300ms\"",
+            "[server]\nclient_request_timeout = \"50ms\"",
             "server.client_request_timeout",
+        ),
+        (
+            "[server]\nclient_body_timeout = \"0s\"",
+            "server.client_body_timeout",
         ),
         ("[server]\nmax_connections = 0", "server.max_connections"),
         ("[server]\nmax_headers = 0", "server.max_headers"),

@@ -9,11 +9,12 @@ use super::{
     json_response,
 };
 
-/// The body of `/health`: `{"status": "ok"}` while every partition serves.
+/// The body of `/health`: `{"status": "ok"}` while the server takes traffic.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct Health {
-    /// `ok`, or `unavailable` when a partition cannot serve writes.
+    /// `ok`; `draining` while a shutdown drains; `unavailable` when a partition
+    /// cannot serve writes.
     #[schema(example = "ok")]
     status: &'static str,
     /// Why the server is not ready (absent when it is).
@@ -24,10 +25,14 @@ pub struct Health {
     unavailable_partitions: Vec<usize>,
 }
 
-/// 200 while every partition's actor runs; 503 naming those that cannot serve
-/// writes. Checking adopts a partition whose thread died (see `store::handle`),
-/// so a load balancer's health checks also heal.
+/// 200 while the server takes traffic. 503 while a shutdown drains, so load
+/// balancers stop sending traffic here (requests are still served until the drain
+/// ends), and 503 naming the partitions that cannot serve writes. Checking adopts a
+/// partition whose thread died (see `store::handle`), so health checks also heal.
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    if state.lifecycle.draining() {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, r#"{"status":"draining"}"#);
+    }
     let unavailable = state.store.unavailable_partitions();
     if unavailable.is_empty() {
         return json_response(StatusCode::OK, r#"{"status":"ok"}"#);

@@ -61,6 +61,8 @@ pub struct AppState {
     pub store: Store,
     pub limits: Limits,
     pub metrics: Arc<metrics::Metrics>,
+    /// Whether a shutdown is draining, for `/health`.
+    pub lifecycle: Arc<crate::net::Lifecycle>,
 }
 
 impl AppState {

@@ -196,14 +196,14 @@ fn native_delete() {}
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "Serving", body = Health),
-        (status = 503, description = "A partition cannot serve writes", body = Health),
+        (status = 503, description = "Draining before a shutdown (requests still served), or a partition cannot serve writes", body = Health),
     ))]
 fn health() {}
 
 #[utoipa::path(head, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "Serving"),
-        (status = 503, description = "A partition cannot serve writes"),
+        (status = 503, description = "Draining, or a partition cannot serve writes"),
     ))]
 fn health_head() {}
 

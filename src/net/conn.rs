@@ -1,0 +1,268 @@
+//! `Conn`: the TCP stream actix-http reads requests from, through the framing
+//! tracker. It owns the deadlines actix lacks or applies once: every head gets
+//! `client_request_timeout` from its first byte (408 after), a body gets
+//! `client_body_timeout` per period without progress, an idle connection gets
+//! `keep_alive`. Ending the stream for actix is how it stops a connection: actix
+//! answers what it has, then shuts the write side down, and a refusal (400, 408,
+//! 431) is written then, after every answer actix had to give.
+//!
+//! A body cut short is different: actix-http 3.11 takes an end of stream in the
+//! middle of a body for the body's end (fixed in 3.12.0, #3067), and the handler
+//! would store a truncated value. So there the stream fails with an I/O error
+//! instead: actix drops the request unanswered, and `Drop` writes the 408.
+
+use std::{
+    io,
+    pin::Pin,
+    rc::Rc,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use actix_codec::{AsyncRead, AsyncWrite, ReadBuf};
+use actix_rt::{
+    net::TcpStream,
+    time::{Instant, Sleep, sleep},
+};
+use bytes::{Buf, Bytes};
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::{
+    Lifecycle,
+    framing::{Framing, Gate, Phase},
+    gate::{ConnHandle, Shared},
+    refusal::Refusal,
+};
+
+/// The deadlines a connection applies, from `[server]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub head: Duration,
+    pub body: Duration,
+    pub keep_alive: Duration,
+}
+
+/// What the armed timer is for: a phase of one request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Armed {
+    phase: Phase,
+    requests: u64,
+}
+
+pub struct Conn {
+    io: TcpStream,
+    framing: Framing,
+    shared: Rc<Shared>,
+    lifecycle: Arc<Lifecycle>,
+    timeouts: Timeouts,
+    /// One timer per connection, reset rather than reallocated.
+    timer: Pin<Box<Sleep>>,
+    armed: Option<Armed>,
+    /// Bytes arrived since the timer was armed (a body's deadline moves with them).
+    progress: bool,
+    /// Resolves when a shutdown stops reading requests, to wake an idle connection.
+    stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// A refusal's response, being written before the write side shuts down.
+    refusal: Option<Bytes>,
+}
+
+impl Conn {
+    pub fn new(io: TcpStream, lifecycle: Arc<Lifecycle>, timeouts: Timeouts) -> Conn {
+        lifecycle.connection_opened();
+        Conn {
+            io,
+            framing: Framing::new(),
+            shared: Rc::default(),
+            stopped: Box::pin(lifecycle.stopped()),
+            lifecycle,
+            timeouts,
+            timer: Box::pin(sleep(Duration::ZERO)),
+            armed: None,
+            progress: false,
+            refusal: None,
+        }
+    }
+
+    /// For the requests' connection data (`on_connect_ext`).
+    pub fn handle(&self) -> ConnHandle {
+        ConnHandle(Rc::clone(&self.shared))
+    }
+
+    fn gate(&self) -> Gate {
+        Gate {
+            answered: self.shared.answered(),
+            closing: self.shared.closing() || self.lifecycle.stopping(),
+        }
+    }
+
+    /// Hands ready bytes to actix; `None` when there are none.
+    fn deliver(&mut self, dst: &mut ReadBuf<'_>) -> Option<Poll<io::Result<()>>> {
+        let ready = self.framing.ready();
+        if ready.is_empty() {
+            return self.framing.ended().then_some(Poll::Ready(Ok(())));
+        }
+        let count = ready.len().min(dst.remaining());
+        dst.put_slice(&ready[..count]);
+        self.framing.consume(count);
+        self.shared.set_last(self.framing.closes());
+        Some(Poll::Ready(Ok(())))
+    }
+
+    /// The deadline for the current phase, and what missing it means.
+    fn deadline(&self) -> Option<(Duration, Option<Refusal>)> {
+        let timeouts = &self.timeouts;
+        match self.framing.phase() {
+            Phase::Between if self.framing.requests() == 0 => Some((timeouts.head, None)),
+            Phase::Between => Some((timeouts.keep_alive, None)),
+            Phase::Head => {
+                let waited = humantime::format_duration(timeouts.head).to_string();
+                Some((timeouts.head, Some(Refusal::HeadTimeout(waited))))
+            }
+            Phase::Body => {
+                let waited = humantime::format_duration(timeouts.body).to_string();
+                Some((timeouts.body, Some(Refusal::BodyTimeout(waited))))
+            }
+            Phase::Finished => None,
+        }
+    }
+
+    /// Arms the timer for this phase if needed; true once it has expired.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some((timeout, _)) = self.deadline() else {
+            return false;
+        };
+        let armed = Armed {
+            phase: self.framing.phase(),
+            requests: self.framing.requests(),
+        };
+        let rearm = self.armed != Some(armed) || (armed.phase == Phase::Body && self.progress);
+        if rearm {
+            self.timer.as_mut().reset(Instant::now() + timeout);
+            self.armed = Some(armed);
+            self.progress = false;
+        }
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+
+    fn waiting_for_request(&self) -> bool {
+        matches!(self.framing.phase(), Phase::Between | Phase::Head)
+    }
+
+    /// Ends the stream at a missed deadline; an error if a body would be truncated.
+    fn time_out(&mut self) -> Option<io::Error> {
+        let refusal = self.deadline().and_then(|(_, refusal)| refusal);
+        let mid_body = self.framing.mid_body();
+        self.framing.finish(refusal);
+        mid_body.then(|| io::ErrorKind::TimedOut.into())
+    }
+
+    /// The client closed its side; an error if that cut a body short.
+    fn client_closed(&mut self) -> Option<io::Error> {
+        let mid_body = self.framing.mid_body();
+        self.framing.client_closed();
+        mid_body.then(|| io::ErrorKind::UnexpectedEof.into())
+    }
+
+    /// The refusal's response, rendered once, as far as not yet written.
+    fn pending_refusal(&mut self) -> Option<&mut Bytes> {
+        if self.refusal.is_none() {
+            self.refusal = self.framing.refusal().map(Refusal::response);
+        }
+        self.refusal.as_mut().filter(|bytes| !bytes.is_empty())
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        dst: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.framing.scan(this.gate());
+        loop {
+            if let Some(poll) = this.deliver(dst) {
+                return poll;
+            }
+            let gate = this.gate();
+            if this.framing.held(gate) {
+                // The next request waits for this answer; the answer wakes us.
+                this.shared.park(cx.waker());
+                return Poll::Pending;
+            }
+            match tokio_util::io::poll_read_buf(Pin::new(&mut this.io), cx, this.framing.buffer()) {
+                Poll::Ready(Ok(0)) => {
+                    if let Some(error) = this.client_closed() {
+                        return Poll::Ready(Err(error));
+                    }
+                }
+                Poll::Ready(Ok(_)) => this.progress = true,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending if this.expired(cx) => {
+                    if let Some(error) = this.time_out() {
+                        return Poll::Ready(Err(error));
+                    }
+                }
+                // Only between requests: a body under way belongs to a request in flight.
+                Poll::Pending
+                    if this.waiting_for_request() && this.stopped.as_mut().poll(cx).is_ready() => {}
+                Poll::Pending => return Poll::Pending,
+            }
+            this.framing.scan(this.gate());
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    /// Writes a pending refusal first: actix has written all it will by now.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        while let Some(response) = this.pending_refusal().cloned() {
+            let written = std::task::ready!(Pin::new(&mut this.io).poll_write(cx, &response))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            if let Some(rest) = this.refusal.as_mut() {
+                rest.advance(written);
+            }
+        }
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // actix dropped the connection without shutting it down (a body timed out):
+        // the refusal goes out as far as the socket takes it without waiting.
+        if let Some(response) = self.pending_refusal() {
+            let response = response.clone();
+            let _ = self.io.try_write(&response);
+        }
+        self.lifecycle.connection_closed();
+    }
+}

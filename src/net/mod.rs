@@ -1,0 +1,159 @@
+//! The connection layer: TCP streams to actix-http, and the HTTP/1 rules actix-http
+//! 3.11 does not enforce by itself, kept in one place instead of a fork of it.
+//!
+//! - `framing` (with `head`): a tracker that knows where each request's head and
+//!   body end, so it can refuse ambiguous framing (request smuggling), answer
+//!   malformed heads with JSON instead of actix's empty 400, strip chunk trailers,
+//!   and end the stream after a request that closes the connection.
+//! - `conn`: the stream type actix reads through the tracker; the head, body and
+//!   keep-alive deadlines.
+//! - `gate`: the service in front of the App that reports each answer back to the
+//!   connection (so nothing pipelined after a `Connection: close` answer runs).
+//! - `refusal`: the JSON answers this layer gives by itself.
+//! - `Lifecycle`: running, draining, stopping, shared with `/health` and `server`.
+//!
+//! Why a wrapper: actix-http 3.12-3.20 fix some of this (ambiguous framing refused
+//! with an empty 400 since 3.12.1, idle connections closed on shutdown since 3.13.3,
+//! trailers since 3.18.10) but need Rust 1.89, answer without JSON, and apply the
+//! head timeout to the first request only; body timeouts are left to applications
+//! (actix-web #928). Patching the dispatcher would mean vendoring 1,300 lines.
+
+mod conn;
+pub mod framing;
+mod gate;
+pub mod head;
+pub mod refusal;
+
+use std::{
+    fmt,
+    future::ready,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU8, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use actix_http::{HttpService, KeepAlive, Request, Response, body::MessageBody};
+use actix_rt::net::TcpStream;
+use actix_service::{IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_service};
+use actix_web::{Error, dev::AppConfig};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use conn::Conn;
+pub use conn::Timeouts;
+use gate::GateLayer;
+
+const RUNNING: u8 = 0;
+const DRAINING: u8 = 1;
+const STOPPING: u8 = 2;
+
+/// Where the server is in its life; one for the whole process.
+#[derive(Default)]
+pub struct Lifecycle {
+    phase: AtomicU8,
+    /// Open connections, so a shutdown knows when the last one is gone.
+    open: AtomicUsize,
+    /// Cancelled when reading stops, waking idle connections to close.
+    stop: CancellationToken,
+}
+
+impl Lifecycle {
+    /// `/health` says so, so load balancers move traffic away; requests are served.
+    pub fn draining(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) >= DRAINING
+    }
+
+    /// No new requests are read; answers close their connections.
+    pub fn stopping(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) == STOPPING
+    }
+
+    pub fn start_draining(&self) {
+        let _ =
+            self.phase
+                .compare_exchange(RUNNING, DRAINING, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    pub fn stop_reading(&self) {
+        self.phase.store(STOPPING, Ordering::Relaxed);
+        self.stop.cancel();
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn stopped(&self) -> WaitForCancellationFutureOwned {
+        self.stop.clone().cancelled_owned()
+    }
+
+    fn connection_opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn connection_closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for Lifecycle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lifecycle")
+            .field("phase", &self.phase)
+            .field("open", &self.open)
+            .finish()
+    }
+}
+
+/// An HTTP/1 service over `Conn` for one listener, as `HttpServer` builds over
+/// `TcpStream`; called once per worker with that worker's App.
+pub fn http1<F, S, B>(
+    app: F,
+    timeouts: Timeouts,
+    lifecycle: Arc<Lifecycle>,
+    local: SocketAddr,
+) -> impl ServiceFactory<
+    TcpStream,
+    Config = (),
+    Response = (),
+    Error = actix_http::error::DispatchError,
+    InitError = (),
+>
+where
+    F: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let keep_alive = match timeouts.keep_alive.is_zero() {
+        // Conn times idle connections out itself, so actix need not.
+        false => KeepAlive::Os,
+        true => KeepAlive::Disabled,
+    };
+    let app = app
+        .into_factory()
+        .map_err(|error| error.into().error_response())
+        .map_init_err(|error| log::error!("cannot start the App: {error:?}"));
+    let app = actix_service::map_config(app, |()| AppConfig::default());
+    let app = actix_service::apply(GateLayer::new(Arc::clone(&lifecycle)), app);
+    let service = HttpService::<Conn, _, _>::build()
+        .keep_alive(keep_alive)
+        // Conn applies it to every head; actix only to a connection's first.
+        .client_request_timeout(Duration::ZERO)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .local_addr(local)
+        .on_connect_ext(|io: &Conn, data| {
+            data.insert(io.handle());
+        })
+        .h1(app);
+    fn_service(move |io: TcpStream| {
+        let peer = io.peer_addr().ok();
+        ready(Ok((Conn::new(io, Arc::clone(&lifecycle), timeouts), peer)))
+    })
+    .and_then(service)
+}
