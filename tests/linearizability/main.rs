@@ -13,7 +13,8 @@
 //!
 //! The live tests below assert linearizability. On code where a GET can miss a key
 //! that another request is replacing (crossbeam-skiplist's insert unlinks the old node
-//! before linking the new one), they fail with the operations around the bad read.
+//! before linking the new one), they fail with the operations around the bad read;
+//! `tests/fixtures/overwrite_race_history.json` is such a history, recorded here.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -152,4 +153,36 @@ fn mixed_cas_workload_is_linearizable() {
     let history = record::record(&server.base, start, &workload);
     eprintln!("mixed: {}", summary(&history));
     assert_linearizable("mixed-cas", &history);
+}
+
+/// A history recorded by `hot_key_overwrites_are_linearizable` on code with the
+/// overwrite race, shrunk (`shrink::witness`): a GET answered 404 while the key,
+/// created before it was sent and never deleted, was being replaced by three PUTs.
+#[test]
+fn recorded_overwrite_race_is_not_linearizable() {
+    let ops = history::from_json(include_str!("../fixtures/overwrite_race_history.json"));
+    assert!(ops.iter().all(|op| op.input != Input::Delete), "no deletes");
+    let violation = checker::check(&ops).expect_err("the race is not linearizable");
+    let miss = &violation.ops[violation.stuck];
+    assert_eq!(
+        (&miss.input, &miss.output),
+        (&Input::Get, &Output::Missing),
+        "{violation}"
+    );
+    let created_before = ops.iter().any(|op| {
+        matches!(op.output, Output::Written { created: true, .. })
+            && op.ret.is_some_and(|ret| ret < miss.call)
+    });
+    assert!(created_before, "the key existed before the GET");
+    let replacing =
+        (ops.iter()).filter(|op| op.overlaps(miss) && matches!(op.input, Input::Put { .. }));
+    assert!(replacing.count() > 0, "a PUT was replacing it meanwhile");
+    let rest: Vec<Op> = (ops.iter())
+        .filter(|op| op.output != Output::Missing)
+        .cloned()
+        .collect();
+    assert!(
+        checker::check(&rest).is_ok(),
+        "without the 404s the rest is linearizable"
+    );
 }
