@@ -112,8 +112,8 @@ fn hot_key_overwrites_are_linearizable() {
     let workload = Workload {
         clients: 8,
         keys: &["hot"],
-        duration: Duration::from_millis(2500),
-        max_ops: 900,
+        duration: Duration::from_millis(3000),
+        max_ops: 1200,
         next: &next,
     };
     history.extend(record::record(&server.base, start, &workload));
