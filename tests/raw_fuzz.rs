@@ -106,9 +106,22 @@ fn raw_requests_keep_framing_errors_and_other_keys_intact() {
             .map(|&index| (index, cases::generate(seed, index)))
             .collect();
         sentinels.plant_for(&server, &generated);
-        violations.extend(run_batch(address, &generated));
+        let (found, answers) = run_batch(address, &generated);
+        violations.extend(found);
         cases.extend(generated);
-        violations.extend(sentinels.check(&server, &cases));
+        // What the connection got shows whether the smuggled request was answered.
+        violations.extend(
+            sentinels
+                .check(&server, &cases)
+                .into_iter()
+                .map(|mut violation| {
+                    let got = answers
+                        .get(&violation.case)
+                        .map_or_else(String::new, |bytes| shown(bytes));
+                    violation.detail.push_str(&format!("\n      got: {got}"));
+                    violation
+                }),
+        );
     }
     println!(
         "raw_fuzz: {} cases in {:.1?}",
@@ -132,22 +145,28 @@ fn env_number(name: &str) -> Option<u64> {
     Some(parsed.unwrap_or_else(|_| panic!("{name}={text:?} is not a number")))
 }
 
-/// Runs the cases `PARALLEL` at a time; answers the violations seen on the wire.
-fn run_batch(address: SocketAddr, cases: &[(usize, Case)]) -> Vec<Violation> {
+/// Runs the cases `PARALLEL` at a time; answers the violations seen on the wire
+/// and what each case's connection received.
+fn run_batch(
+    address: SocketAddr,
+    cases: &[(usize, Case)],
+) -> (Vec<Violation>, BTreeMap<usize, Vec<u8>>) {
     let next = AtomicUsize::new(0);
-    let violations = Mutex::new(Vec::new());
+    let results = Mutex::new((Vec::new(), BTreeMap::new()));
     thread::scope(|scope| {
         for _ in 0..PARALLEL.min(cases.len()) {
             scope.spawn(|| {
                 while let Some((index, case)) = cases.get(next.fetch_add(1, Ordering::Relaxed)) {
                     let outcome = send(address, case);
                     let found = check(*index, &outcome);
-                    violations.lock().unwrap().extend(found);
+                    let mut results = results.lock().unwrap();
+                    results.0.extend(found);
+                    results.1.insert(*index, outcome.received);
                 }
             });
         }
     });
-    violations.into_inner().unwrap()
+    results.into_inner().unwrap()
 }
 
 /// Writes the case on a fresh connection and reads until the server closes it or
@@ -204,54 +223,63 @@ fn send(address: SocketAddr, case: &Case) -> Outcome {
 
 /// The invariants on what one connection received.
 fn check(case: usize, outcome: &Outcome) -> Vec<Violation> {
-    let mut found = Vec::new();
-    let mut violation = |kind: &str, detail| {
-        let kind = kind.to_owned();
-        found.push(Violation { case, kind, detail });
-    };
     let (responses, malformed) = responses::parse(&outcome.received);
+    let mut found = Vec::new();
     if !outcome.closed {
-        violation(
-            "hang",
-            format!(
-                "connection still open {HANG_LIMIT:?} after the last byte sent \
-                 ({} complete responses before)",
-                responses.len()
-            ),
+        let detail = format!(
+            "connection still open {HANG_LIMIT:?} after the last byte sent \
+             ({} complete responses before)",
+            responses.len()
         );
+        found.push(("hang".to_owned(), detail));
     } else if let Some((at, why)) = malformed {
-        violation("malformed response", format!("{why} at byte {at}"));
+        found.push((
+            "malformed response".to_owned(),
+            format!("{why} at byte {at}"),
+        ));
     }
+    found.extend(statuses(&responses));
+    // The first response that says close but is not the last: one report a case.
+    let closing = responses.iter().position(responses::Response::closes);
+    if let Some(number) = closing.filter(|&number| number + 1 < responses.len()) {
+        let detail = format!(
+            "response {number} ({}) said close, {} more followed",
+            responses[number].status,
+            responses.len() - number - 1
+        );
+        found.push(("response after Connection: close".to_owned(), detail));
+    }
+    let got = shown(&outcome.received);
+    found
+        .into_iter()
+        .map(|(kind, detail)| Violation {
+            case,
+            kind,
+            detail: format!("{detail}\n      got: {got}"),
+        })
+        .collect()
+}
+
+/// No 5xx, and a JSON body on every 4xx: (kind, detail) for each response that
+/// breaks either.
+fn statuses(responses: &[responses::Response]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
     for (number, response) in responses.iter().enumerate() {
         let status = response.status;
         if status >= 500 {
-            violation("5xx", format!("response {number}: {status}"));
+            found.push(("5xx".to_owned(), format!("response {number}: {status}")));
         } else if status >= 400 && !json_body(response) {
             let kind = match response.body.is_empty() {
                 true => format!("{status} with an empty body"),
                 false => format!("{status} without a JSON body"),
             };
             let content_type = response.header("content-type").map(<[u8]>::escape_ascii);
-            violation(
-                &kind,
-                format!(
-                    "response {number}: {status}, Content-Type {:?}",
-                    content_type.map(|value| value.to_string())
-                ),
+            let detail = format!(
+                "response {number}: {status}, Content-Type {:?}",
+                content_type.map(|value| value.to_string())
             );
+            found.push((kind, detail));
         }
-        if response.closes() && number + 1 < responses.len() {
-            violation(
-                "response after Connection: close",
-                format!(
-                    "response {number} ({status}) said close, {} more followed",
-                    responses.len() - number - 1
-                ),
-            );
-        }
-    }
-    for Violation { detail, .. } in &mut found {
-        detail.push_str(&format!("\n      got: {}", shown(&outcome.received)));
     }
     found
 }
