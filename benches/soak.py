@@ -18,7 +18,8 @@ some are hot). A sampler reads the server's RSS (`VmRSS` in /proc/PID/status) an
 
 It fails (exit 1) if:
 - RSS drifts: (final RSS - RSS at the end of warm-up) / RSS at the end of warm-up > 10%,
-  warm-up being the first 20% of the churn;
+  warm-up being the first 20% of the churn, each RSS the mean of the samples over the
+  30 s (one cycle of value-size phases) up to that point;
 - the counters do not add up, once the clients have stopped and every TTL has run out:
   keys == inserts - deletes - evictions_capacity - evictions_memory - expirations
   (src/store/state.rs: only `insert` adds an entry; `delete` and `evict` remove one,
@@ -176,6 +177,14 @@ def sample(process, port, started, samples):
           f"memory gauge {entry[3] / 2**20:6.2f} MiB", flush=True)
 
 
+def window_mean(samples, end):
+    """Mean RSS of the samples in the phase cycle (2 * PHASE) that ends at `end`: RSS
+    follows the value-size phases, so single samples would compare a trough with a
+    crest."""
+    chosen = [rss for t, rss, _, _ in samples if end - 2 * PHASE < t <= end]
+    return sum(chosen) / len(chosen)
+
+
 def settled_stats(port):
     """Stats once two reads in a row agree (a tick may run between the fields)."""
     previous = server_stats(port)
@@ -243,26 +252,25 @@ def main():
               f"{duration:.0f} s (warm-up {warm_up:.0f} s), store filled in "
               f"{started - fill_started:.1f} s", flush=True)
         samples = []
-        warm_rss = None
         while time.time() - started < duration:
             time.sleep(min(args.interval, max(0.0, duration - (time.time() - started))))
             sample(process, port, started, samples)
-            if warm_rss is None and samples[-1][0] >= warm_up:
-                warm_rss = samples[-1][1]
             if any(not client.is_alive() for client in clients):
                 failures.append("a client thread died")
                 break
         stop.set()
         for client in clients:
             client.join()
-        final_rss = samples[-1][1]
-        warm_rss = warm_rss or samples[0][1]
-        peak = max(rss for t, rss, _, _ in samples if t >= warm_up) if samples else final_rss
+        warm_end = next((t for t, *_ in samples if t >= warm_up), samples[-1][0])
+        warm_rss = window_mean(samples, warm_end)
+        final_rss = window_mean(samples, samples[-1][0])
+        peak = max(rss for t, rss, _, _ in samples if t >= warm_end)
         drift = (final_rss - warm_rss) / warm_rss
         requests = sum(sum(c.counts.values()) for c in clients)
         print(f"requests: {requests} ({requests / (time.time() - fill_started):.0f}/s)")
-        print(f"RSS at end of warm-up {warm_rss / 1024:.1f} MiB, final {final_rss / 1024:.1f} MiB, "
-              f"peak after warm-up {peak / 1024:.1f} MiB: drift {drift:+.1%} (limit +10%)")
+        print(f"RSS (mean over {2 * PHASE:.0f} s) at end of warm-up {warm_rss / 1024:.1f} MiB, "
+              f"final {final_rss / 1024:.1f} MiB, peak after warm-up {peak / 1024:.1f} MiB: "
+              f"drift {drift:+.1%} (limit +10%)")
         if drift > 0.10:
             failures.append(f"RSS drift {drift:+.1%}")
         # Let every TTL run out and the wheel reclaim it, so the gauges are final.
