@@ -25,6 +25,8 @@
 #[path = "raw_fuzz/cases.rs"]
 mod cases;
 mod common;
+#[path = "raw_fuzz/malformed.rs"]
+mod malformed;
 #[path = "raw_fuzz/responses.rs"]
 mod responses;
 #[path = "raw_fuzz/sentinels.rs"]
