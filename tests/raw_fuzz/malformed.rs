@@ -7,9 +7,45 @@ use rand::{Rng, rngs::StdRng, seq::SliceRandom};
 
 use crate::cases::{Case, fuzz_key, pick, smuggled, valid};
 
-/// Odd request lines and header fields, on `fuzz-` keys.
+/// Odd request lines and header fields, on `fuzz-` keys. Half the cases keep the
+/// request line and line ends valid and add one or two odd fields, so that each
+/// field's own handling (431, obs-fold, NUL) is reached, not only the first error.
 pub fn head_chaos(rng: &mut StdRng) -> Case {
     let key = fuzz_key(rng);
+    let clean = rng.gen_bool(0.5);
+    let (line, newline) = match clean {
+        true => (format!("PUT /v1/kv/{key} HTTP/1.1"), "\r\n"),
+        false => odd_request_line(rng, &key),
+    };
+    let mut head = format!("{line}{newline}").into_bytes();
+    let mut variants = vec![if clean { "fields" } else { "line" }];
+    match rng.gen_range(0..6) {
+        0 => variants.push("no-host"),
+        1 => head.extend(format!("Host: a{newline}Host: b{newline}").bytes()),
+        _ => head.extend(format!("Host: test{newline}").bytes()),
+    }
+    let fields = if clean {
+        rng.gen_range(1..=2)
+    } else {
+        rng.gen_range(0..=4)
+    };
+    for _ in 0..fields {
+        let (variant, field) = odd_field(rng);
+        variants.push(variant);
+        head.extend_from_slice(&field);
+        head.extend_from_slice(newline.as_bytes());
+    }
+    if line.starts_with("PUT ") && rng.gen_bool(0.5) {
+        head.extend(format!("Content-Length: 1{newline}{newline}7").bytes());
+    } else {
+        head.extend_from_slice(newline.as_bytes());
+    }
+    Case::one(format!("head/{}", variants.join("+")), head)
+}
+
+/// A request line with odd parts (method, target, version, separators), and the
+/// line end the rest of the head uses.
+fn odd_request_line(rng: &mut StdRng, key: &str) -> (String, &'static str) {
     let long = "a".repeat(9000);
     let method = pick(
         rng,
@@ -38,7 +74,6 @@ pub fn head_chaos(rng: &mut StdRng) -> Case {
         rng,
         &[
             "HTTP/1.1",
-            "HTTP/1.1",
             "HTTP/1.0",
             "HTTP/2.0",
             "HTTP/0.9",
@@ -52,25 +87,8 @@ pub fn head_chaos(rng: &mut StdRng) -> Case {
     );
     let separator = pick(rng, &[" ", " ", " ", "  ", "\t"]);
     let newline = pick(rng, &["\r\n", "\r\n", "\r\n", "\n", "\r"]);
-    let mut head = format!("{method}{separator}{target}{separator}{version}{newline}").into_bytes();
-    let mut variants = Vec::new();
-    match rng.gen_range(0..6) {
-        0 => variants.push("no-host"),
-        1 => head.extend(format!("Host: a{newline}Host: b{newline}").bytes()),
-        _ => head.extend(format!("Host: test{newline}").bytes()),
-    }
-    for _ in 0..rng.gen_range(0..=4) {
-        let (variant, field) = odd_field(rng);
-        variants.push(variant);
-        head.extend_from_slice(&field);
-        head.extend_from_slice(newline.as_bytes());
-    }
-    if method == "PUT" && rng.gen_bool(0.5) {
-        head.extend(format!("Content-Length: 1{newline}{newline}7").bytes());
-    } else {
-        head.extend_from_slice(newline.as_bytes());
-    }
-    Case::one(format!("head/{}", variants.join("+")), head)
+    let line = format!("{method}{separator}{target}{separator}{version}");
+    (line, newline)
 }
 
 fn odd_field(rng: &mut StdRng) -> (&'static str, Vec<u8>) {
