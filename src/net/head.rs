@@ -88,9 +88,12 @@ fn too_large() -> String {
 /// through (raw non-ASCII among them). The common path is checked without building
 /// one, so a request costs no allocation here.
 fn check_path(path: &str) -> Result<(), Refusal> {
-    let plain = path
-        .bytes()
-        .all(|byte| byte.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@?".contains(&byte));
+    // Only origin-form ("/...") is plain: anything else (`kv/x`, `;/x`) is read by
+    // `Uri` as an authority or absolute form, which it may refuse.
+    let plain = path.starts_with('/')
+        && path
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"/-._~%!$&'()*+,;=:@?".contains(&byte));
     if plain || actix_web::http::Uri::try_from(path).is_ok() {
         return Ok(());
     }
@@ -124,7 +127,9 @@ fn read_fields(headers: &[httparse::Header<'_>], http10: bool) -> Result<Fields,
                     ));
                 }
                 Ok(coding) if coding.eq_ignore_ascii_case("chunked") => fields.chunked = true,
-                Ok(coding) if coding.eq_ignore_ascii_case("identity") => {}
+                // `identity` too (actix-http frames it by Content-Length or as no
+                // body): RFC 9112 §6.3 says a request whose final coding is not
+                // chunked has no reliable length, and must get 400 and a close.
                 _ => return Err(framing_error("Transfer-Encoding other than chunked")),
             }
         } else if name.eq_ignore_ascii_case("connection") {
@@ -233,6 +238,16 @@ mod tests {
             ),
             (b"PUT / HTTP/1.1\r\nContent-Length: +1\r\n\r\n", 400),
             (b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+            (
+                b"GET / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+                400,
+            ),
+            (
+                b"PUT / HTTP/1.1\r\nTransfer-Encoding: identity\r\nContent-Length: 4\r\n\r\n",
+                400,
+            ),
+            (b"GET ;/v1/stats HTTP/1.1\r\n\r\n", 400),
+            (b"DELETE kv/x HTTP/1.1\r\n\r\n", 400),
             (b"POST / HTTP/1.0\r\n\r\n", 400),
             (b"GET /\xff\xfe HTTP/1.1\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n", 400),
