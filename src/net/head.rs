@@ -69,6 +69,14 @@ pub fn judge(bytes: &[u8]) -> Result<Option<Head>, Refusal> {
     };
     let http10 = request.version == Some(0);
     let method = request.method.unwrap_or_default();
+    // httparse takes any token as a method; actix's `Method` refuses some (`GET%`)
+    // with its empty 400. Standard methods match without allocating.
+    if actix_web::http::Method::from_bytes(method.as_bytes()).is_err() {
+        return Err(Refusal::Malformed(format!(
+            "request method is not valid: {:?}",
+            method.escape_debug().to_string()
+        )));
+    }
     check_path(request.path.unwrap_or_default())?;
     let fields = read_fields(request.headers, http10)?;
     let body = framing(&fields, method, http10)?;
@@ -248,6 +256,7 @@ mod tests {
             ),
             (b"GET ;/v1/stats HTTP/1.1\r\n\r\n", 400),
             (b"DELETE kv/x HTTP/1.1\r\n\r\n", 400),
+            (b"GET% / HTTP/1.1\r\n\r\n", 400),
             (b"POST / HTTP/1.0\r\n\r\n", 400),
             (b"GET /\xff\xfe HTTP/1.1\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n", 400),
