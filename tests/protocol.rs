@@ -73,6 +73,23 @@ fn a_slow_second_head_is_cut_within_the_deadline() {
 }
 
 #[test]
+fn an_idle_keep_alive_connection_is_closed_after_keep_alive() {
+    let server = TestServer::start("[server]\nkeep_alive = \"1s\"\n");
+    let mut stream = connect(&server, Duration::from_secs(5));
+    // Two answered requests, then silence: the idle time counts from the last.
+    for _ in 0..2 {
+        stream.write_all(put("idle", "").as_bytes()).unwrap();
+        let mut reply = [0; 512];
+        let read = stream.read(&mut reply).unwrap();
+        assert!(reply[..read].starts_with(b"HTTP/1.1 20"));
+        thread::sleep(Duration::from_millis(600));
+    }
+    let (rest, waited) = read_until_closed(&mut stream);
+    assert_eq!(rest, "", "nothing more is sent on an idle connection");
+    assert!(waited < Duration::from_secs(3), "held idle for {waited:?}");
+}
+
+#[test]
 fn a_stalled_body_is_cut_but_a_slow_moving_one_is_not() {
     let server = TestServer::start("[server]\nclient_body_timeout = \"1s\"\n");
     let head = "PUT /v1/kv/slow HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n";

@@ -63,6 +63,10 @@ pub struct Conn {
     progress: bool,
     /// Resolves when a shutdown stops reading requests, to wake an idle connection.
     stopped: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// `stopped` has been polled once, so it holds this task's waker. Polling it
+    /// again would lock the process-wide token's waiter list on every request;
+    /// a connection is one task, so its waker does not change.
+    stop_registered: bool,
     /// A refusal's response, being written before the write side shuts down.
     refusal: Option<Bytes>,
 }
@@ -73,8 +77,9 @@ impl Conn {
         Conn {
             io,
             framing: Framing::new(),
-            shared: Rc::default(),
+            shared: Rc::new(Shared::new(Arc::clone(&lifecycle))),
             stopped: Box::pin(lifecycle.stopped()),
+            stop_registered: false,
             lifecycle,
             timeouts,
             timer: Box::pin(sleep(Duration::ZERO)),
@@ -109,27 +114,32 @@ impl Conn {
         Some(Poll::Ready(Ok(())))
     }
 
-    /// The deadline for the current phase, and what missing it means.
-    fn deadline(&self) -> Option<(Duration, Option<Refusal>)> {
+    /// The deadline for the current phase, if it has one.
+    fn deadline(&self) -> Option<Duration> {
         let timeouts = &self.timeouts;
         match self.framing.phase() {
-            Phase::Between if self.framing.requests() == 0 => Some((timeouts.head, None)),
-            Phase::Between => Some((timeouts.keep_alive, None)),
-            Phase::Head => {
-                let waited = humantime::format_duration(timeouts.head).to_string();
-                Some((timeouts.head, Some(Refusal::HeadTimeout(waited))))
-            }
-            Phase::Body => {
-                let waited = humantime::format_duration(timeouts.body).to_string();
-                Some((timeouts.body, Some(Refusal::BodyTimeout(waited))))
-            }
+            Phase::Between if self.framing.requests() == 0 => Some(timeouts.head),
+            Phase::Between => Some(timeouts.keep_alive),
+            Phase::Head => Some(timeouts.head),
+            Phase::Body => Some(timeouts.body),
             Phase::Finished => None,
+        }
+    }
+
+    /// What missing the current phase's deadline is answered with: built only
+    /// then, since it formats text.
+    fn missed(&self) -> Option<Refusal> {
+        let waited = |timeout| humantime::format_duration(timeout).to_string();
+        match self.framing.phase() {
+            Phase::Head => Some(Refusal::HeadTimeout(waited(self.timeouts.head))),
+            Phase::Body => Some(Refusal::BodyTimeout(waited(self.timeouts.body))),
+            Phase::Between | Phase::Finished => None,
         }
     }
 
     /// Arms the timer for this phase if needed; true once it has expired.
     fn expired(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some((timeout, _)) = self.deadline() else {
+        let Some(timeout) = self.deadline() else {
             return false;
         };
         let armed = Armed {
@@ -145,13 +155,37 @@ impl Conn {
         self.timer.as_mut().poll(cx).is_ready()
     }
 
+    /// Whether a shutdown has stopped reading requests; registers this task to be
+    /// woken when it does.
+    fn stop_requested(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.lifecycle.stopping() {
+            return true;
+        }
+        if !self.stop_registered {
+            self.stop_registered = true;
+            return self.stopped.as_mut().poll(cx).is_ready();
+        }
+        false
+    }
+
+    /// While an answer is owed no deadline applies; the keep-alive timer is armed
+    /// now, from the request's arrival rather than its answer, so the answer need
+    /// not wake the reader to arm it (one task wake-up less per request), and it is
+    /// armed again if it fires before the answer.
+    fn arm_for_answer(&mut self, cx: &mut Context<'_>) {
+        if self.expired(cx) {
+            self.armed = None;
+            self.expired(cx);
+        }
+    }
+
     fn waiting_for_request(&self) -> bool {
         matches!(self.framing.phase(), Phase::Between | Phase::Head)
     }
 
     /// Ends the stream at a missed deadline; an error if a body would be truncated.
     fn time_out(&mut self) -> Option<io::Error> {
-        let refusal = self.deadline().and_then(|(_, refusal)| refusal);
+        let refusal = self.missed();
         let mid_body = self.framing.mid_body();
         self.framing.finish(refusal);
         mid_body.then(|| io::ErrorKind::TimedOut.into())
@@ -185,9 +219,10 @@ impl AsyncRead for Conn {
             if let Some(poll) = this.deliver(dst) {
                 return poll;
             }
-            let gate = this.gate();
-            if this.framing.held(gate) {
-                // The next request waits for this answer; the answer wakes us.
+            let held = this.framing.held(this.gate());
+            if held && this.framing.buffered() {
+                // The next request waits for this answer; the answer wakes us. With
+                // nothing of it received yet, the socket's readiness will.
                 this.shared.park(cx.waker());
                 return Poll::Pending;
             }
@@ -199,14 +234,17 @@ impl AsyncRead for Conn {
                 }
                 Poll::Ready(Ok(_)) => this.progress = true,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending if held => {
+                    this.arm_for_answer(cx);
+                    return Poll::Pending;
+                }
                 Poll::Pending if this.expired(cx) => {
                     if let Some(error) = this.time_out() {
                         return Poll::Ready(Err(error));
                     }
                 }
                 // Only between requests: a body under way belongs to a request in flight.
-                Poll::Pending
-                    if this.waiting_for_request() && this.stopped.as_mut().poll(cx).is_ready() => {}
+                Poll::Pending if this.waiting_for_request() && this.stop_requested(cx) => {}
                 Poll::Pending => return Poll::Pending,
             }
             this.framing.scan(this.gate());

@@ -21,8 +21,10 @@ use pin_project_lite::pin_project;
 use super::Lifecycle;
 
 /// What a connection and the requests on it share; one thread, so `Cell`s.
-#[derive(Default)]
 pub struct Shared {
+    /// The process's lifecycle, cloned once per connection rather than once per
+    /// request: its count is shared by every worker thread.
+    lifecycle: Arc<Lifecycle>,
     answered: Cell<u64>,
     /// An answer said `Connection: close`.
     closing: Cell<bool>,
@@ -33,6 +35,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub fn new(lifecycle: Arc<Lifecycle>) -> Self {
+        Shared {
+            lifecycle,
+            answered: Cell::default(),
+            closing: Cell::default(),
+            last: Cell::default(),
+            reader: Cell::default(),
+        }
+    }
+
     pub fn answered(&self) -> u64 {
         self.answered.get()
     }
@@ -59,21 +71,17 @@ impl Shared {
 }
 
 /// Put into each request's connection data by `on_connect_ext`.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ConnHandle(pub Rc<Shared>);
 
 /// Wraps each worker's App service in `Gated` (`actix_service::apply`).
 pub struct GateLayer<B> {
-    lifecycle: Arc<Lifecycle>,
     body: PhantomData<fn() -> B>,
 }
 
 impl<B> GateLayer<B> {
-    pub fn new(lifecycle: Arc<Lifecycle>) -> Self {
-        GateLayer {
-            lifecycle,
-            body: PhantomData,
-        }
+    pub fn new() -> Self {
+        GateLayer { body: PhantomData }
     }
 }
 
@@ -92,7 +100,6 @@ where
     fn new_transform(&self, service: S) -> Self::Future {
         ready_ok(Ok(Gated {
             service,
-            lifecycle: Arc::clone(&self.lifecycle),
             body: PhantomData,
         }))
     }
@@ -101,7 +108,6 @@ where
 /// The App's service, reporting answers to the connection.
 pub struct Gated<S, B> {
     service: S,
-    lifecycle: Arc<Lifecycle>,
     body: PhantomData<fn() -> B>,
 }
 
@@ -124,7 +130,6 @@ where
         Answer {
             inner: self.service.call(request),
             shared,
-            lifecycle: Arc::clone(&self.lifecycle),
             body: PhantomData,
         }
     }
@@ -136,7 +141,6 @@ pin_project! {
         #[pin]
         inner: F,
         shared: Option<Rc<Shared>>,
-        lifecycle: Arc<Lifecycle>,
         body: PhantomData<fn() -> B>,
     }
 }
@@ -160,7 +164,7 @@ where
             return Poll::Ready(result.map(Into::into));
         };
         let mut response: Response<B> = response.into();
-        let ends = shared.last.get() || this.lifecycle.stopping();
+        let ends = shared.last.get() || shared.lifecycle.stopping();
         if ends {
             response
                 .head_mut()

@@ -140,7 +140,7 @@ where
         .map_err(|error| error.into().error_response())
         .map_init_err(|error| log::error!("cannot start the App: {error:?}"));
     let app = actix_service::map_config(app, |()| AppConfig::default());
-    let app = actix_service::apply(GateLayer::new(Arc::clone(&lifecycle)), app);
+    let app = actix_service::apply(GateLayer::new(), app);
     let service = HttpService::<Conn, _, _>::build()
         .keep_alive(keep_alive)
         // Conn applies it to every head; actix only to a connection's first.

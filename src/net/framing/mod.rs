@@ -139,6 +139,11 @@ impl Framing {
         self.scanned -= count;
     }
 
+    /// Received bytes are waiting (ready or not yet handed on).
+    pub fn buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The stream has ended for actix: nothing ready and nothing more to come.
     pub fn ended(&self) -> bool {
         self.state == State::Finished && self.ready == 0
