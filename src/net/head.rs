@@ -8,12 +8,12 @@
 use std::mem::MaybeUninit;
 
 use super::refusal::Refusal;
+// actix-http's ceilings, the ones config validation holds the header limits under:
+// past them actix answers an empty 431 of its own, so this layer refuses first.
+use crate::config::{ACTIX_MAX_HEAD_BYTES, ACTIX_MAX_HEADERS as MAX_HEADERS};
 
-/// actix-http's ceiling on header fields: more is its own empty 431.
-pub const MAX_HEADERS: usize = 96;
-
-/// actix-http's ceiling on a request head (its `MAX_BUFFER_SIZE`).
-pub const MAX_HEAD_BYTES: usize = 131_072;
+/// `ACTIX_MAX_HEAD_BYTES` as a buffer length.
+const MAX_HEAD_BYTES: usize = ACTIX_MAX_HEAD_BYTES as usize;
 
 /// How the body after a head is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

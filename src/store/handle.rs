@@ -44,7 +44,8 @@ pub(super) enum Standing {
     Serving,
     /// Never started: its worker thread has not attached yet.
     Unstarted,
-    /// Its actor died and its state is not (yet) parked for adoption.
+    /// Its actor died. Its state is parked for adoption (or about to be), unless
+    /// the actor panicked mid-change.
     Lost,
 }
 

@@ -11,7 +11,10 @@ use std::{
     thread,
 };
 
-use super::*;
+use super::{
+    tests::{put, state},
+    *,
+};
 
 /// Replaces per run: enough for today's skiplist alone to lose reads in every run
 /// (without the replace window a third of the reads missed in a debug build).
@@ -19,19 +22,11 @@ const REPLACES: usize = 20_000;
 const READERS: usize = 2;
 
 fn replace(key: &str, round: usize) -> Put {
-    Put {
-        entry: Entry::new(key, round.to_string().as_bytes()),
-        ttl: None,
-        precondition: Precondition::default(),
-    }
+    put(key, &round.to_string(), None)
 }
 
 fn partition(keys: &[String]) -> PartitionState {
-    let limits = Limits {
-        capacity: 1 << 20,
-        max_memory: u64::MAX,
-    };
-    let mut state = PartitionState::new(Arc::new(Shared::default()), limits, 0);
+    let mut state = state(1 << 20, u64::MAX);
     for key in keys {
         state.put(replace(key, 0), 0).unwrap();
     }

@@ -14,7 +14,7 @@ use crate::config::StoreConfig;
 
 const SPAN: u64 = 1 << 24; // the wheel's finest bucket; see the model's note on time
 
-fn state(capacity: u64, max_memory: u64) -> PartitionState {
+pub(super) fn state(capacity: u64, max_memory: u64) -> PartitionState {
     let limits = Limits {
         capacity,
         max_memory,
@@ -22,7 +22,7 @@ fn state(capacity: u64, max_memory: u64) -> PartitionState {
     PartitionState::new(Arc::new(Shared::default()), limits, 0)
 }
 
-fn put(key: &str, value: &str, ttl: Option<u64>) -> Put {
+pub(super) fn put(key: &str, value: &str, ttl: Option<u64>) -> Put {
     Put {
         entry: Entry::new(key, value.as_bytes()),
         ttl,
