@@ -13,11 +13,15 @@
 //! parses it (timeouts, smuggling, pipelining after a close, shutdown).
 //!
 //! `config` loads and validates the TOML configuration before any of this starts.
+//! With persistence on, each partition's actor also hands its changes to its
+//! journal; `persist` writes them to disk on its own threads, and step 4 answers
+//! only once the write's record is safe. At start-up `persist` replays the files.
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod http;
 pub mod net;
+pub mod persist;
 pub mod server;
 pub mod store;

@@ -10,7 +10,7 @@ use std::{
     io,
     net::{SocketAddr, TcpListener, ToSocketAddrs},
     sync::Arc,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use actix_server::{Server, ServerHandle};
@@ -28,7 +28,8 @@ use crate::{
         tracking::RequestMetrics,
     },
     net::{self, Lifecycle, Timeouts},
-    store::Store,
+    persist::{Aof, SyncHook},
+    store::{Persistence, Store, StoreClock},
 };
 
 /// A started server: await `server` to run it to completion.
@@ -44,10 +45,33 @@ pub struct Running {
 /// running server (e.g. to stop a worker thread). `main` adds none.
 pub type ExtraRoutes = fn(&mut web::ServiceConfig);
 
+/// What a server runs on besides its config: the clocks, and what tests inject.
+pub struct Environment {
+    /// The store's clock (tests pass `quanta::Clock::mock()`).
+    pub clock: quanta::Clock,
+    /// The wall-clock time at start, which turns TTLs into absolute expiry times
+    /// on disk (tests pass a later time to pretend a restart happened later).
+    pub wall_start: SystemTime,
+    /// How log files are synced (tests observe or delay it); `fdatasync` if `None`.
+    pub sync: Option<SyncHook>,
+    pub extra: ExtraRoutes,
+}
+
+impl Environment {
+    pub fn new(clock: quanta::Clock) -> Environment {
+        Environment {
+            clock,
+            wall_start: SystemTime::now(),
+            sync: None,
+            extra: |_| {},
+        }
+    }
+}
+
 /// Starts the store and binds the HTTP server. Must be called inside an actix
 /// `System`. Signals are not handled here (see `run`).
 pub fn start(config: &Config, clock: quanta::Clock) -> io::Result<Running> {
-    start_with(config, clock, |_| {})
+    start_in(config, Environment::new(clock))
 }
 
 /// `start`, with `extra` routes registered before the product's.
@@ -56,13 +80,37 @@ pub fn start_with(
     clock: quanta::Clock,
     extra: ExtraRoutes,
 ) -> io::Result<Running> {
+    start_in(
+        config,
+        Environment {
+            extra,
+            ..Environment::new(clock)
+        },
+    )
+}
+
+/// Opens the store: empty, or recovered from `[persistence] dir`.
+fn open_store(config: &Config, env: &Environment) -> io::Result<Store> {
+    let clock = StoreClock::starting_at(env.clock.clone(), env.wall_start);
+    let persistence: Option<Box<dyn Persistence + Send>> = if config.persistence.enabled() {
+        let aof = Aof::open(&config.persistence, env.sync.clone()).map_err(io::Error::other)?;
+        Some(Box::new(aof))
+    } else {
+        None
+    };
+    Store::open(&config.store, clock, persistence).map_err(io::Error::other)
+}
+
+/// `start` in a given environment.
+pub fn start_in(config: &Config, env: Environment) -> io::Result<Running> {
+    let extra = env.extra;
     let token = config
         .auth
         .resolve()
         .map_err(io::Error::other)?
         .map(|token| Arc::<[u8]>::from(token.into_bytes()));
     warn_if_exposed(config, token.is_some());
-    let store = Store::start(&config.store, clock);
+    let store = open_store(config, &env)?;
     let metrics = Metrics::new(store.clone()).map_err(io::Error::other)?;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = web::Data::new(AppState {

@@ -11,8 +11,10 @@ use bytesize::ByteSize;
 use serde::{Deserialize, Serialize};
 
 mod auth;
+mod persistence;
 
 pub use auth::{AuthConfig, TOKEN_ENV};
+pub use persistence::{Fsync, MAX_PERSISTENT_PARTITIONS, Mode, PersistenceConfig};
 
 /// The default configuration, as shipped in `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -28,6 +30,7 @@ pub struct Config {
     pub log: LogConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+    pub persistence: PersistenceConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -221,6 +224,8 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.server.validate()?;
         self.store.validate()?;
+        self.persistence
+            .validate(self.store.resolved_partitions())?;
         self.auth.resolve()?;
         let store = &self.store;
         // A PyRustKV insert body carries the key and the value plus a little JSON.

@@ -70,6 +70,8 @@ pub enum ApiError {
     PreconditionFailed { current: Option<u64> },
     #[error("the store is shutting down")]
     Unavailable,
+    #[error("writes are refused: {0}")]
+    WritesRefused(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
     #[error("request headers over the limit: {0}")]
@@ -87,6 +89,7 @@ impl From<StoreError> for ApiError {
                 current: failed.current,
             },
             StoreError::Unavailable => ApiError::Unavailable,
+            StoreError::Refused(reason) => ApiError::WritesRefused(reason),
         }
     }
 }
@@ -121,6 +124,7 @@ impl ApiError {
                 (StatusCode::PRECONDITION_FAILED, "precondition_failed")
             }
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::WritesRefused(_) => (StatusCode::SERVICE_UNAVAILABLE, "writes_refused"),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::HeadersTooLarge(_) => (
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -150,7 +154,8 @@ impl ApiError {
             | ApiError::ValueTooLarge { .. }
             | ApiError::KeyNotFound
             | ApiError::PreconditionFailed { .. }
-            | ApiError::Unavailable => false,
+            | ApiError::Unavailable
+            | ApiError::WritesRefused(_) => false,
         }
     }
 
@@ -220,6 +225,7 @@ mod tests {
             },
             ApiError::PreconditionFailed { current: None },
             ApiError::Unavailable,
+            ApiError::WritesRefused(text()),
             ApiError::Unauthorized,
             ApiError::HeadersTooLarge(text()),
         ];
@@ -240,6 +246,7 @@ mod tests {
                 | ApiError::MethodNotAllowed { .. }
                 | ApiError::PreconditionFailed { .. }
                 | ApiError::Unavailable
+                | ApiError::WritesRefused(_)
                 | ApiError::Unauthorized
                 | ApiError::HeadersTooLarge(_) => {}
             }
@@ -280,6 +287,7 @@ mod tests {
             (ApiError::KeyNotFound, 404, 404),
             (ApiError::PreconditionFailed { current: None }, 412, 412),
             (ApiError::Unavailable, 503, 503),
+            (ApiError::WritesRefused("disk full".into()), 503, 503),
             (ApiError::Unauthorized, 401, 401),
             (ApiError::HeadersTooLarge("x".into()), 431, 431),
         ];

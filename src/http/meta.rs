@@ -14,7 +14,8 @@ use super::{
 #[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
 pub struct Health {
     /// `ok`; `draining` while a shutdown drains; `unavailable` when a partition
-    /// cannot serve writes.
+    /// cannot serve writes; `writes_refused` while the log cannot write (disk full,
+    /// I/O error): reads are served, writes get 503 until the log recovers.
     #[schema(example = "ok")]
     status: &'static str,
     /// Why the server is not ready (absent when it is).
@@ -35,7 +36,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
     let unavailable = state.store.unavailable_partitions();
     if unavailable.is_empty() {
-        return json_response(StatusCode::OK, r#"{"status":"ok"}"#);
+        let Some(reason) = state.store.write_refusal() else {
+            return json_response(StatusCode::OK, r#"{"status":"ok"}"#);
+        };
+        let body = Health {
+            status: "writes_refused",
+            detail: Some(format!("writes are refused: {reason}")),
+            unavailable_partitions: Vec::new(),
+        };
+        return HttpResponse::ServiceUnavailable().json(body);
     }
     let body = Health {
         status: "unavailable",

@@ -57,7 +57,7 @@ pub struct NativeError {
     /// Machine-readable: `invalid_body`, `invalid_key`, `invalid_percent_escape`,
     /// `invalid_ttl`, `invalid_header`, `key_too_large`, `value_too_large`,
     /// `body_too_large`, `body_unreadable`, `unsupported_media_type`, `key_not_found`,
-    /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`,
+    /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`, `writes_refused`,
     /// `unauthorized`, `headers_too_large`.
     error: String,
     detail: String,
@@ -196,7 +196,7 @@ fn native_delete() {}
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "Serving", body = Health),
-        (status = 503, description = "Draining before a shutdown (requests still served), or a partition cannot serve writes", body = Health),
+        (status = 503, description = "Draining before a shutdown (requests still served), a partition cannot serve writes, or writes are refused (the log cannot write)", body = Health),
     ))]
 fn health() {}
 
@@ -337,8 +337,10 @@ impl Modify for CommonResponses {
                     );
                 responses.insert("401".into(), with_body(unauthorized, error, has_body));
                 if writes {
-                    let unavailable =
-                        ResponseBuilder::new().description("The server is shutting down");
+                    let unavailable = ResponseBuilder::new().description(
+                        "The server is shutting down (`unavailable`), or refuses writes \
+                         because its log cannot write (`writes_refused`, e.g. disk full)",
+                    );
                     responses.insert("503".into(), with_body(unavailable, error, has_body));
                 }
             }

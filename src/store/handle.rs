@@ -63,6 +63,16 @@ impl PartitionHandle {
         }
     }
 
+    /// Takes the parked state out before any actor started (recovery fills it).
+    pub(super) fn unpark(&self) -> PartitionState {
+        let parked = self.parked.lock().expect("not poisoned").take();
+        parked.expect("a partition is parked until its actor starts")
+    }
+
+    pub(super) fn park(&self, state: PartitionState) {
+        *self.parked.lock().expect("not poisoned") = Some(state);
+    }
+
     /// Starts an actor for the parked state with `spawn` (on an arbiter, or on the
     /// calling thread), unless none is parked. Answers whether it started one.
     pub(super) fn start_with(&self, spawn: impl FnOnce(Partition) -> Addr<Partition>) -> bool {

@@ -101,6 +101,20 @@ impl<T> Lru<T> {
         self.remove(tail).map(|value| (tail, value))
     }
 
+    /// The least recently used index (`NIL` when empty), where a walk starts.
+    pub fn tail(&self) -> u32 {
+        self.tail
+    }
+
+    /// The index used just after `index` (`NIL` at the head or for a free index):
+    /// one step of a walk from least to most recently used.
+    pub fn toward_head(&self, index: u32) -> u32 {
+        match self.nodes.get(index as usize) {
+            Some(node) if node.value.is_some() => node.prev,
+            _ => NIL,
+        }
+    }
+
     pub fn get(&self, index: u32) -> Option<&T> {
         self.nodes.get(index as usize)?.value.as_ref()
     }
@@ -115,6 +129,17 @@ impl<T> Lru<T> {
         std::iter::from_fn(move || {
             let node = self.nodes.get(cursor as usize)?;
             cursor = node.next;
+            node.value.as_ref()
+        })
+    }
+
+    /// Values from least to most recently used (a snapshot written in this order
+    /// restores the order when loaded).
+    pub fn iter_oldest_first(&self) -> impl Iterator<Item = &T> + '_ {
+        let mut cursor = self.tail;
+        std::iter::from_fn(move || {
+            let node = self.nodes.get(cursor as usize)?;
+            cursor = node.prev;
             node.value.as_ref()
         })
     }

@@ -5,7 +5,10 @@
 
 use actix::Message;
 
-use super::entry::Entry;
+use super::{
+    entry::Entry,
+    journal::{Durable, Refused},
+};
 
 /// An entity-tag list from `If-Match` / `If-None-Match`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,10 +58,28 @@ pub struct PreconditionFailed {
     pub current: Option<u64>,
 }
 
+/// Why a write message was not applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    PreconditionFailed(PreconditionFailed),
+    /// The node refuses writes (its log cannot write); nothing was applied.
+    Refused(Refused),
+}
+
+impl From<PreconditionFailed> for WriteError {
+    fn from(failed: PreconditionFailed) -> Self {
+        WriteError::PreconditionFailed(failed)
+    }
+}
+
+/// A write the actor applied: its outcome, and with persistence on, the ticket to
+/// await before acknowledging it.
+pub type Applied<T> = Result<(T, Option<Durable>), WriteError>;
+
 /// Insert or replace the entry's key with it. The entry is unpublished (built by
 /// the handler with `Entry::new`); the actor stamps its version, deadline and slot.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Written, PreconditionFailed>")]
+#[rtype(result = "Applied<Written>")]
 pub struct Put {
     pub entry: Entry,
     /// Time to live in nanoseconds; `None` means no expiry.
@@ -76,7 +97,7 @@ pub struct Written {
 
 /// Remove `key`. Answers the removed entry's version, or `None` if it was absent.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Option<u64>, PreconditionFailed>")]
+#[rtype(result = "Applied<Option<u64>>")]
 pub struct Delete {
     pub key: Box<str>,
     pub precondition: Precondition,

@@ -11,6 +11,7 @@
 mod clock;
 mod entry;
 mod handle;
+pub mod journal;
 mod lru;
 mod messages;
 mod partition;
@@ -20,7 +21,7 @@ mod stats;
 mod wheel;
 
 use std::{
-    hash::{BuildHasher, RandomState},
+    hash::{BuildHasher, Hasher, RandomState},
     sync::{Arc, Mutex},
     thread::{self, ThreadId},
     time::Duration,
@@ -31,7 +32,7 @@ use serde::Serialize;
 
 pub use clock::StoreClock;
 pub use entry::{Entry, charge as entry_charge};
-pub use messages::{Delete, Precondition, PreconditionFailed, Put, Tags, Written};
+pub use messages::{Delete, Precondition, PreconditionFailed, Put, Tags, WriteError, Written};
 pub use shared::Shared;
 pub use state::{Limits, PartitionState};
 pub use stats::PartitionStats;
@@ -45,6 +46,7 @@ pub mod bench_support {
 
 use crate::config::{Placement, StoreConfig};
 use handle::{PartitionHandle, Standing};
+use journal::WriteHealth;
 use partition::Partition;
 
 /// Why a write did not happen.
@@ -55,6 +57,18 @@ pub enum StoreError {
     /// The partition's actor is gone (shutting down).
     #[error("partition unavailable")]
     Unavailable,
+    /// The node refuses writes, or this write's record could not be made safe.
+    #[error("write refused: {0}")]
+    Refused(String),
+}
+
+impl From<WriteError> for StoreError {
+    fn from(error: WriteError) -> Self {
+        match error {
+            WriteError::PreconditionFailed(failed) => StoreError::PreconditionFailed(failed),
+            WriteError::Refused(refused) => StoreError::Refused(refused.0),
+        }
+    }
 }
 
 impl From<MailboxError> for StoreError {
@@ -73,10 +87,63 @@ impl From<PreconditionFailed> for StoreError {
 /// or for a partition whose thread died to be adopted.
 const ATTACH_WAIT: Duration = Duration::from_secs(5);
 
+/// Routes a key to its partition: SipHash-1-3 (std's `RandomState` hash) under
+/// secret keys, so clients cannot aim keys at one partition. The keys are random
+/// per store, and kept with its data when it persists (a restart must route keys
+/// as the data on disk was routed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Router {
+    pub seed: [u64; 2],
+    pub partitions: usize,
+}
+
+impl Router {
+    /// A router under fresh random keys.
+    pub fn random(partitions: usize) -> Router {
+        // std draws RandomState's keys from the OS; hashing two constants under
+        // them yields 128 random bits without another dependency.
+        let random = RandomState::new();
+        Router {
+            seed: [random.hash_one(0u8), random.hash_one(1u8)],
+            partitions,
+        }
+    }
+
+    pub fn partition_of(&self, key: &[u8]) -> usize {
+        let mut hasher = siphasher::sip::SipHasher13::new_with_keys(self.seed[0], self.seed[1]);
+        hasher.write(key);
+        partition_index(hasher.finish(), self.partitions)
+    }
+}
+
+/// What opens a store's persisted data and records its changes from then on
+/// (implemented by `persist`, which depends on the store, not the reverse).
+pub trait Persistence {
+    /// The router the persisted data was written under, if any (else a new one is
+    /// drawn for `partitions`).
+    fn router(&self) -> Option<[u64; 2]>;
+
+    /// Loads the persisted data into the fresh partitions and attaches a journal to
+    /// each. Runs once, before any actor starts.
+    fn recover(
+        &mut self,
+        partitions: &mut [PartitionState],
+        router: &Router,
+        clock: &StoreClock,
+        health: &Arc<WriteHealth>,
+    ) -> Result<(), String>;
+
+    /// Writes out what is queued, syncs and stops (graceful shutdown).
+    fn finish(&mut self);
+}
+
 struct Inner {
     partitions: Box<[PartitionHandle]>,
-    /// Random per process (SipHash keys), so clients cannot aim keys at one partition.
-    hasher: RandomState,
+    router: Router,
+    /// Whether the logs accept writes (always so without persistence).
+    health: Arc<WriteHealth>,
+    /// The logs, if the store persists; finished by `stop`.
+    persistence: Mutex<Option<Box<dyn Persistence + Send>>>,
     clock: StoreClock,
     arbiters: Vec<Arbiter>,
     /// Worker threads that have attached, in order (their index is their position).
@@ -104,12 +171,33 @@ impl Store {
     /// dedicated arbiters (at most one per core); with `Placement::Workers` they wait
     /// for `attach_worker_thread`. Must be called inside a running actix `System`.
     pub fn start(config: &StoreConfig, clock: quanta::Clock) -> Store {
-        let clock = StoreClock::new(clock);
+        Self::open(config, StoreClock::new(clock), None).expect("nothing to recover")
+    }
+
+    /// `start`, loading persisted data first and recording changes from then on
+    /// when `persistence` is given.
+    pub fn open(
+        config: &StoreConfig,
+        clock: StoreClock,
+        mut persistence: Option<Box<dyn Persistence + Send>>,
+    ) -> Result<Store, String> {
         let count = config.resolved_partitions();
         let partitions: Box<[PartitionHandle]> = split_limits(config, count)
             .into_iter()
             .map(|limits| PartitionHandle::new(limits, clock.clone(), config.tick))
             .collect();
+        let mut router = Router::random(count);
+        let health = Arc::new(WriteHealth::default());
+        if let Some(persistence) = &mut persistence {
+            if let Some(seed) = persistence.router() {
+                router.seed = seed;
+            }
+            let mut states: Vec<PartitionState> =
+                partitions.iter().map(PartitionHandle::unpark).collect();
+            let recovered = persistence.recover(&mut states, &router, &clock, &health);
+            partitions.iter().zip(states).for_each(|(h, s)| h.park(s));
+            recovered?;
+        }
         let arbiters: Vec<Arbiter> = match config.placement {
             Placement::Workers => Vec::new(),
             Placement::Arbiters => (0..count.min(cores())).map(|_| Arbiter::new()).collect(),
@@ -123,14 +211,16 @@ impl Store {
         }
         let inner = Inner {
             partitions,
-            hasher: RandomState::new(),
+            router,
+            health,
+            persistence: Mutex::new(persistence),
             clock,
             arbiters,
             attached: Mutex::new(Vec::new()),
         };
-        Store {
+        Ok(Store {
             inner: Arc::new(inner),
-        }
+        })
     }
 
     /// Called on each HTTP worker thread as it starts (`Placement::Workers`): the
@@ -210,15 +300,40 @@ impl Store {
             .map(|deadline| deadline.saturating_sub(self.now()))
     }
 
+    /// Applies `put`, and with persistence on, answers once its record is safe.
     pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
         let partition = self.partition(put.entry.key_bytes());
-        Ok(self.actor(partition).await?.send(put).await??)
+        let (written, durable) = self.actor(partition).await?.send(put).await??;
+        if let Some(durable) = durable {
+            durable
+                .wait()
+                .await
+                .map_err(|refused| StoreError::Refused(refused.0))?;
+        }
+        Ok(written)
     }
 
-    /// Answers the removed entry's version, or `None` if the key was absent.
+    /// Answers the removed entry's version, or `None` if the key was absent; with
+    /// persistence on, once the removal's record is safe.
     pub async fn delete(&self, delete: Delete) -> Result<Option<u64>, StoreError> {
         let partition = self.partition(delete.key.as_bytes());
-        Ok(self.actor(partition).await?.send(delete).await??)
+        let (removed, durable) = self.actor(partition).await?.send(delete).await??;
+        if let Some(durable) = durable {
+            durable
+                .wait()
+                .await
+                .map_err(|refused| StoreError::Refused(refused.0))?;
+        }
+        Ok(removed)
+    }
+
+    /// Why the node refuses writes, if it does (a log that cannot write).
+    pub fn write_refusal(&self) -> Option<String> {
+        self.inner.health.refusal()
+    }
+
+    pub fn router(&self) -> Router {
+        self.inner.router
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -237,18 +352,33 @@ impl Store {
         StoreStats { total, partitions }
     }
 
-    /// Stops the partitions' arbiters (their actors drop with them).
+    /// Stops the partitions' arbiters (their actors drop with them), then writes
+    /// out and syncs what the logs hold.
     pub fn stop(&self) {
         for arbiter in &self.inner.arbiters {
             arbiter.stop();
         }
+        let persistence = self.inner.persistence.lock().expect("not poisoned").take();
+        if let Some(mut persistence) = persistence {
+            persistence.finish();
+        }
+    }
+
+    /// What the logs did, when the store persists.
+    pub fn log_counters(&self) -> Option<&journal::LogCounters> {
+        let persists = self
+            .inner
+            .persistence
+            .lock()
+            .expect("not poisoned")
+            .is_some();
+        persists.then_some(&self.inner.health.counters)
     }
 
     /// Routed by the key's bytes: a PUT has them in its entry and would otherwise
     /// re-validate them as UTF-8 just to hash them.
     fn partition(&self, key: &[u8]) -> &PartitionHandle {
-        let hash = self.inner.hasher.hash_one(key);
-        &self.inner.partitions[partition_index(hash, self.inner.partitions.len())]
+        &self.inner.partitions[self.inner.router.partition_of(key)]
     }
 }
 

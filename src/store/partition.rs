@@ -17,7 +17,8 @@ use actix::{Actor, AsyncContext, Context, Handler};
 
 use super::{
     clock::StoreClock,
-    messages::{Delete, PreconditionFailed, Put, Written},
+    journal::Refused,
+    messages::{Applied, Delete, Put, WriteError, Written},
     state::PartitionState,
 };
 
@@ -25,6 +26,13 @@ use super::{
 /// makes every burst of concurrent writes park senders; this absorbs a full wave of
 /// HTTP connections (wrk's usual 64-256) without parking.
 pub const MAILBOX_CAPACITY: usize = 1024;
+
+/// Entries a snapshot walk visits per step. A step runs between two messages, so
+/// it bounds how long a snapshot holds up writes: about a millisecond.
+const SNAPSHOT_STEP: usize = 4096;
+
+/// How long a snapshot walk waits for the log writer to take its last chunk.
+const SNAPSHOT_BACKOFF: Duration = Duration::from_millis(1);
 
 /// Where a partition's state waits while no actor runs it.
 pub type Parking = Arc<Mutex<Option<PartitionState>>>;
@@ -63,6 +71,63 @@ impl Partition {
         self.changing = false;
         result
     }
+
+    /// Why the node refuses writes, if it does (a faulted log).
+    fn refusal(&self) -> Option<WriteError> {
+        let health = &self.state.journal()?.outbox().health;
+        health
+            .refusal()
+            .map(|reason| WriteError::Refused(Refused(reason)))
+    }
+
+    /// Runs a write: refused outright while the log is faulted, else applied and
+    /// its changes handed to the journal.
+    fn write<T>(
+        &mut self,
+        write: impl FnOnce(&mut PartitionState, u64) -> Result<T, super::PreconditionFailed>,
+    ) -> Applied<T> {
+        if let Some(refused) = self.refusal() {
+            return Err(refused);
+        }
+        let result = self.change(write);
+        let durable = self.state.commit();
+        Ok((result?, durable))
+    }
+
+    /// Starts a snapshot if the log writer asked for one.
+    fn snapshot_if_asked(&mut self, ctx: &mut Context<Self>) {
+        let Some(journal) = self.state.journal() else {
+            return;
+        };
+        if journal.outbox().snapshot_requested() && self.state.start_snapshot() {
+            ctx.notify(SnapshotStep);
+        }
+    }
+}
+
+/// Walk the next part of the snapshot under way (sent by the actor to itself, so
+/// that writes queued meanwhile run between steps).
+#[derive(actix::Message)]
+#[rtype(result = "()")]
+struct SnapshotStep;
+
+impl Handler<SnapshotStep> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, _: SnapshotStep, ctx: &mut Self::Context) {
+        let Some(journal) = self.state.journal() else {
+            return;
+        };
+        if journal.outbox().chunks_queued() > 0 {
+            ctx.notify_later(SnapshotStep, SNAPSHOT_BACKOFF);
+            return;
+        }
+        let more = self.change(|state, _| state.snapshot_step(SNAPSHOT_STEP));
+        self.state.commit();
+        if more {
+            ctx.notify(SnapshotStep);
+        }
+    }
 }
 
 impl Drop for Partition {
@@ -86,8 +151,14 @@ impl Actor for Partition {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
-        ctx.run_interval(self.tick, |partition, _| {
+        if self.state.snapshot_in_progress() {
+            // Adopted mid-walk from an actor that died with its thread.
+            ctx.notify(SnapshotStep);
+        }
+        ctx.run_interval(self.tick, |partition, ctx| {
             partition.change(|state, now| state.tick(now));
+            partition.snapshot_if_asked(ctx);
+            partition.state.commit();
             // Removed skiplist nodes are freed by crossbeam-epoch only once enough
             // garbage has piled up; nudge it so memory returns promptly when idle.
             crossbeam::epoch::pin().flush();
@@ -96,17 +167,17 @@ impl Actor for Partition {
 }
 
 impl Handler<Put> for Partition {
-    type Result = Result<Written, PreconditionFailed>;
+    type Result = Applied<Written>;
 
     fn handle(&mut self, put: Put, _: &mut Self::Context) -> Self::Result {
-        self.change(|state, now| state.put(put, now))
+        self.write(|state, now| state.put(put, now))
     }
 }
 
 impl Handler<Delete> for Partition {
-    type Result = Result<Option<u64>, PreconditionFailed>;
+    type Result = Applied<Option<u64>>;
 
     fn handle(&mut self, delete: Delete, _: &mut Self::Context) -> Self::Result {
-        self.change(|state, now| state.delete(&delete, now))
+        self.write(|state, now| state.delete(&delete, now))
     }
 }

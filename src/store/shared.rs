@@ -140,7 +140,7 @@ impl Shared {
             if found.is_some() && !check_hits {
                 return found;
             }
-            if before % 2 == 0 && self.replacing.load(SeqCst) == before {
+            if before.is_multiple_of(2) && self.replacing.load(SeqCst) == before {
                 return found;
             }
             spins += 1;

@@ -9,7 +9,8 @@ use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 use super::{
     entry::{Entry, NEVER},
-    lru::Lru,
+    journal::{Cause, Change, Durable, Item, Journal},
+    lru::{Lru, NIL},
     messages::{Delete, PreconditionFailed, Put, Written},
     shared::Shared,
     stats::{Counters, PartitionStats},
@@ -44,6 +45,21 @@ pub struct PartitionState {
     version: u64,
     /// Scratch buffer for the wheel's expired ids, kept to avoid reallocating.
     expired: Vec<u32>,
+    /// Where changes are recorded when persistence is on.
+    journal: Option<Journal>,
+    /// A snapshot being walked, chunk by chunk, between messages.
+    walk: Option<Walk>,
+}
+
+/// A snapshot walk over the LRU list, from least to most recently used.
+#[derive(Clone, Copy, Debug)]
+struct Walk {
+    /// The next slot to visit (`NIL` when done). Moved on before its entry is
+    /// touched or removed, so the walk never loses its place.
+    cursor: u32,
+    /// The last version given out when the walk started: newer entries are in the
+    /// new log and need not be in the snapshot.
+    upto: u64,
 }
 
 impl PartitionState {
@@ -56,6 +72,34 @@ impl PartitionState {
             memory: 0,
             version: 0,
             expired: Vec::new(),
+            journal: None,
+            walk: None,
+        }
+    }
+
+    /// Records every change from now on in `journal`.
+    pub fn attach_journal(&mut self, journal: Journal) {
+        self.journal = Some(journal);
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Versions from now on are above `floor` (a restart's epoch, see `persist`).
+    pub fn raise_version(&mut self, floor: u64) {
+        self.version = self.version.max(floor);
+    }
+
+    /// Hands the changes made since the last commit to the journal; the ticket
+    /// says when they are safe. `None` without persistence or without changes.
+    pub fn commit(&mut self) -> Option<Durable> {
+        self.journal.as_mut().and_then(Journal::commit)
+    }
+
+    fn record(&mut self, change: impl FnOnce() -> Change) {
+        if let Some(journal) = &mut self.journal {
+            journal.record(change());
         }
     }
 
@@ -92,6 +136,11 @@ impl PartitionState {
             .collect()
     }
 
+    /// The live entries from least to most recently used (a snapshot at start-up).
+    pub fn entries_oldest_first(&self) -> impl Iterator<Item = &Entry> + '_ {
+        self.lru.iter_oldest_first()
+    }
+
     /// Periodic upkeep: apply buffered hits and reclaim expired entries.
     pub fn tick(&mut self, now: u64) {
         self.drain_reads();
@@ -113,12 +162,39 @@ impl PartitionState {
         let deadline = put
             .ttl
             .map_or(NEVER, |ttl| now.saturating_add(ttl).min(NEVER - 1));
-        let written = match current {
-            Some(old) => self.replace(&old, put, deadline, now),
-            None => self.insert(put, deadline, now),
-        };
+        let version = self.version;
+        let written = self.write(current, put.entry, version, deadline, now);
         self.publish_gauges();
         Ok(written)
+    }
+
+    /// Loads an entry read back from a log or snapshot, with its own version and
+    /// deadline, as the most recently used. Recorded nowhere.
+    pub fn restore(&mut self, entry: Entry, version: u64, deadline: u64, now: u64) {
+        let current = self.live(entry.key_bytes(), now);
+        self.version = self.version.max(version);
+        self.write(current, entry, version, deadline, now);
+    }
+
+    /// Removes `key` as a log read back says it left. Recorded nowhere.
+    pub fn forget(&mut self, key: &[u8]) {
+        if let Some(entry) = self.shared.peek(key) {
+            self.remove(entry.slot());
+        }
+    }
+
+    fn write(
+        &mut self,
+        current: Option<Entry>,
+        entry: Entry,
+        version: u64,
+        deadline: u64,
+        now: u64,
+    ) -> Written {
+        match current {
+            Some(old) => self.replace(&old, entry, version, deadline, now),
+            None => self.insert(entry, version, deadline, now),
+        }
     }
 
     pub fn delete(&mut self, delete: &Delete, now: u64) -> Result<Option<u64>, PreconditionFailed> {
@@ -131,8 +207,9 @@ impl PartitionState {
                 current: current_version,
             });
         }
-        if let Some(entry) = &current {
+        if let Some(entry) = current {
             self.remove(entry.slot());
+            self.record(|| Change::Remove(entry, Cause::Deleted));
             Counters::bump(&self.shared.counters.deletes);
         }
         self.publish_gauges();
@@ -150,18 +227,28 @@ impl PartitionState {
         Some(entry)
     }
 
-    fn replace(&mut self, old: &Entry, put: Put, deadline: u64, now: u64) -> Written {
+    fn replace(
+        &mut self,
+        old: &Entry,
+        mut entry: Entry,
+        version: u64,
+        deadline: u64,
+        now: u64,
+    ) -> Written {
         let slot = old.slot();
-        let mut entry = put.entry;
-        entry.stamp(self.version, deadline, slot);
+        entry.stamp(version, deadline, slot);
         self.memory = self.memory - old.charge() + entry.charge();
         self.schedule(slot, deadline);
-        self.lru.touch(slot);
+        self.touch(slot);
         *self.lru.get_mut(slot).expect("live entry has a slot") = entry.clone();
         // The skiplist unlinks the old node before linking the new one: readers
         // must know (see `shared`), or they would answer 404 for a live key.
         let map = &self.shared.map;
+        let logged = self.journal.is_some().then(|| entry.clone());
         self.shared.replacing(|| map.insert(entry, ()));
+        if let Some(entry) = logged {
+            self.record(|| Change::Put(entry));
+        }
         Counters::bump(&self.shared.counters.updates);
         // A larger value may push the partition over its memory budget.
         while self.memory > self.limits.max_memory && self.lru.len() > 1 {
@@ -169,22 +256,24 @@ impl PartitionState {
         }
         Written {
             created: false,
-            version: self.version,
+            version,
         }
     }
 
-    fn insert(&mut self, put: Put, deadline: u64, now: u64) -> Written {
-        let charge = put.entry.charge();
+    fn insert(&mut self, mut entry: Entry, version: u64, deadline: u64, now: u64) -> Written {
+        let charge = entry.charge();
         self.make_room(charge, now);
-        let version = self.version;
-        let mut entry = put.entry;
         let slot = self.lru.insert_with(|slot| {
             entry.stamp(version, deadline, slot);
             entry.clone()
         });
         self.memory += charge;
         self.schedule(slot, deadline);
+        let logged = self.journal.is_some().then(|| entry.clone());
         self.shared.map.insert(entry, ());
+        if let Some(entry) = logged {
+            self.record(|| Change::Put(entry));
+        }
         Counters::bump(&self.shared.counters.inserts);
         Written {
             created: true,
@@ -222,7 +311,16 @@ impl PartitionState {
     }
 
     fn evict(&mut self, slot: u32, cause: Removal) {
-        self.remove(slot);
+        let Some(entry) = self.remove(slot) else {
+            return;
+        };
+        self.record(|| {
+            let cause = match cause {
+                Removal::Expired => Cause::Expired,
+                Removal::Capacity | Removal::Memory => Cause::Evicted,
+            };
+            Change::Remove(entry, cause)
+        });
         let counters = &self.shared.counters;
         Counters::bump(match cause {
             Removal::Expired => &counters.expirations,
@@ -231,13 +329,27 @@ impl PartitionState {
         });
     }
 
-    fn remove(&mut self, slot: u32) {
-        let Some(entry) = self.lru.remove(slot) else {
-            return;
-        };
+    fn remove(&mut self, slot: u32) -> Option<Entry> {
+        self.step_walk_past(slot);
+        let entry = self.lru.remove(slot)?;
         self.wheel.deschedule(slot);
         self.memory -= entry.charge();
         self.shared.map.remove(entry.key_bytes());
+        Some(entry)
+    }
+
+    /// Marks `slot` most recently used.
+    fn touch(&mut self, slot: u32) {
+        self.step_walk_past(slot);
+        self.lru.touch(slot);
+    }
+
+    /// Keeps a snapshot walk's place when the entry under its cursor is about to
+    /// move or go: the cursor moves on to the next more recent entry first.
+    fn step_walk_past(&mut self, slot: u32) {
+        if let Some(walk) = self.walk.as_mut().filter(|walk| walk.cursor == slot) {
+            walk.cursor = self.lru.toward_head(slot);
+        }
     }
 
     fn schedule(&mut self, slot: u32, deadline: u64) {
@@ -257,11 +369,60 @@ impl PartitionState {
         self.expired = expired;
     }
 
+    /// Starts a snapshot: the log switches to a new file here, and `snapshot_step`
+    /// then hands the live entries over in chunks. False if one is under way or
+    /// there is no journal.
+    pub fn start_snapshot(&mut self) -> bool {
+        if self.walk.is_some() {
+            return false;
+        }
+        let Some(journal) = &mut self.journal else {
+            return false;
+        };
+        journal.control(Item::SnapshotStart);
+        self.walk = Some(Walk {
+            cursor: self.lru.tail(),
+            upto: self.version,
+        });
+        true
+    }
+
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.walk.is_some()
+    }
+
+    /// Walks up to `budget` entries of the snapshot under way and queues them; at
+    /// the end, closes the snapshot. Answers whether more remains.
+    pub fn snapshot_step(&mut self, budget: usize) -> bool {
+        let (Some(walk), Some(journal)) = (&mut self.walk, &mut self.journal) else {
+            return false;
+        };
+        let mut chunk = Vec::with_capacity(budget.min(self.lru.len()));
+        for _ in 0..budget {
+            let Some(entry) = self.lru.get(walk.cursor) else {
+                break;
+            };
+            if entry.version() <= walk.upto {
+                chunk.push(entry.clone());
+            }
+            walk.cursor = self.lru.toward_head(walk.cursor);
+        }
+        if !chunk.is_empty() {
+            journal.control(Item::SnapshotChunk(chunk));
+        }
+        if walk.cursor != NIL {
+            return true;
+        }
+        journal.control(Item::SnapshotEnd);
+        self.walk = None;
+        false
+    }
+
     fn drain_reads(&mut self) {
         while let Some(hit) = self.shared.reads.pop() {
             let current = self.lru.get(hit.slot).map(|entry| entry.version());
             if current == Some(hit.version) {
-                self.lru.touch(hit.slot);
+                self.touch(hit.slot);
             }
         }
     }

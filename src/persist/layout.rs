@@ -1,0 +1,102 @@
+//! Which files make up the store on disk, shared by every partition's writer.
+//!
+//! The manifest is the only truth: a file it does not name is not replayed, so a
+//! new file becomes part of the state only once a manifest naming it has been
+//! written (temp, fsync, rename, fsync dir). Files it stops naming are deleted
+//! after that write, never before.
+
+use std::{io, sync::Mutex};
+
+use super::dir::{DataDir, Manifest, PartitionFiles};
+
+pub struct Layout {
+    pub dir: DataDir,
+    /// This run's epoch (folded into versions; in every new file's header).
+    pub epoch: u64,
+    manifest: Mutex<Manifest>,
+}
+
+impl Layout {
+    pub fn new(dir: DataDir, manifest: Manifest) -> Layout {
+        Layout {
+            dir,
+            epoch: manifest.epoch,
+            manifest: Mutex::new(manifest),
+        }
+    }
+
+    /// The next unused file number of partition `index`.
+    pub fn next_generation(&self, index: usize) -> u64 {
+        let manifest = self.manifest.lock().expect("not poisoned");
+        next_generation(&manifest.partitions[index], index)
+    }
+
+    /// Appends a new log to the partition's list, durably, before any record goes
+    /// into it.
+    pub fn add_log(&self, index: usize, log: &str) -> io::Result<()> {
+        let mut manifest = self.manifest.lock().expect("not poisoned");
+        manifest.partitions[index].logs.push(log.to_owned());
+        let stored = self.dir.store_manifest(&manifest);
+        if stored.is_err() {
+            manifest.partitions[index].logs.pop();
+        }
+        stored
+    }
+
+    /// Makes `snapshot` and `log` the partition's whole state, then deletes the
+    /// files that state replaces.
+    pub fn replace(&self, index: usize, snapshot: &str, log: &str) -> io::Result<()> {
+        let mut manifest = self.manifest.lock().expect("not poisoned");
+        let files = PartitionFiles {
+            snapshot: Some(snapshot.to_owned()),
+            logs: vec![log.to_owned()],
+        };
+        let old = std::mem::replace(&mut manifest.partitions[index], files);
+        if let Err(error) = self.dir.store_manifest(&manifest) {
+            manifest.partitions[index] = old;
+            return Err(error);
+        }
+        drop(manifest);
+        let replaced = old.snapshot.iter().chain(&old.logs);
+        for name in replaced.filter(|name| *name != snapshot && *name != log) {
+            if let Err(error) = std::fs::remove_file(self.dir.file(name)) {
+                log::warn!("cannot delete replaced file {name}: {error}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One past the highest file number the partition's files carry (`p{i}-{n}.…`).
+pub fn next_generation(files: &PartitionFiles, index: usize) -> u64 {
+    let prefix = format!("p{index}-");
+    let numbers = files.snapshot.iter().chain(&files.logs).filter_map(|name| {
+        let rest = name.strip_prefix(&prefix)?;
+        rest.split('.').next()?.parse::<u64>().ok()
+    });
+    numbers.max().map_or(1, |highest| highest + 1)
+}
+
+/// The names of generation `n` of partition `index`.
+pub fn log_name(index: usize, generation: u64) -> String {
+    format!("p{index}-{generation:06}.log")
+}
+
+pub fn snapshot_name(index: usize, generation: u64) -> String {
+    format!("p{index}-{generation:06}.snap")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_count_on_from_the_highest_file() {
+        let files = PartitionFiles {
+            snapshot: Some(snapshot_name(3, 7)),
+            logs: vec![log_name(3, 7), log_name(3, 12)],
+        };
+        assert_eq!(next_generation(&files, 3), 13);
+        assert_eq!(next_generation(&PartitionFiles::default(), 0), 1);
+    }
+}

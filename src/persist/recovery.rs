@@ -1,0 +1,291 @@
+//! Start-up: replaying each partition's snapshot and logs into fresh partitions.
+//!
+//! A partition replays its snapshot (entries least recently used first, so loading
+//! them in order restores the LRU order approximately), then its logs in order:
+//! puts with their own version and absolute expiry, removals. An entry whose expiry
+//! passed while the process was down is not loaded (and removes any older copy).
+//! Loading goes through the partition's usual rules, so if `capacity` or
+//! `max_memory` shrank since, the least recently used entries are evicted.
+//!
+//! With the partition count unchanged, each old partition's files load into the
+//! same partition, all partitions in parallel. With a new count, every record is
+//! routed by its key, as a write would be.
+
+use std::path::Path;
+
+use crate::store::{Entry, PartitionState, Router, StoreClock};
+
+use super::{
+    dir::{DataDir, PartitionFiles},
+    record::{FileKind, Record},
+    segment::{self, SegmentError},
+};
+
+/// NEVER, the store's "no deadline".
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// What replaying found.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Replayed {
+    pub records: u64,
+    pub bytes: u64,
+    /// Entries not loaded because they expired while the process was down.
+    pub expired: u64,
+    /// Bytes cut off torn tails.
+    pub truncated: u64,
+    /// The highest change number seen (a partition's logs continue after it).
+    pub last_seq: u64,
+}
+
+impl Replayed {
+    fn add(&mut self, other: &Replayed) {
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.expired += other.expired;
+        self.truncated += other.truncated;
+        self.last_seq = self.last_seq.max(other.last_seq);
+    }
+}
+
+/// Loads every partition's files into `states`. Answers per-state totals.
+pub fn replay(
+    dir: &DataDir,
+    files: &[PartitionFiles],
+    states: &mut [PartitionState],
+    router: &Router,
+    clock: &StoreClock,
+    truncate_corrupt: bool,
+) -> Result<Vec<Replayed>, SegmentError> {
+    let now = clock.now();
+    if files.len() != states.len() {
+        let mut totals = vec![Replayed::default(); states.len()];
+        for partition in files {
+            let mut loaded = Replayed::default();
+            replay_partition(
+                dir,
+                partition,
+                truncate_corrupt,
+                &mut loaded,
+                |record, loaded| {
+                    let key = record_key(&record);
+                    let target = key.map_or(0, |key| router.partition_of(key));
+                    apply(&mut states[target], record, clock, now, loaded);
+                },
+            )?;
+            // Numbers restart in a new layout: keep only the totals.
+            loaded.last_seq = 0;
+            totals[0].add(&loaded);
+        }
+        return Ok(totals);
+    }
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = states
+            .iter_mut()
+            .zip(files)
+            .map(|(state, partition)| {
+                scope.spawn(move || {
+                    let mut loaded = Replayed::default();
+                    replay_partition(
+                        dir,
+                        partition,
+                        truncate_corrupt,
+                        &mut loaded,
+                        |record, loaded| apply(state, record, clock, now, loaded),
+                    )
+                    .map(|()| loaded)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("replay does not panic"))
+            .collect()
+    })
+}
+
+fn record_key<'a>(record: &Record<'a>) -> Option<&'a [u8]> {
+    match record {
+        Record::Put { key, .. } | Record::Remove { key, .. } => Some(key),
+        Record::TxnBegin { .. } | Record::TxnCommit { .. } => None,
+    }
+}
+
+/// Replays one old partition's snapshot, then its logs, through `each`.
+fn replay_partition(
+    dir: &DataDir,
+    files: &PartitionFiles,
+    truncate_corrupt: bool,
+    loaded: &mut Replayed,
+    mut each: impl FnMut(Record<'_>, &mut Replayed),
+) -> Result<(), SegmentError> {
+    let snapshot = files.snapshot.iter().map(|name| (name, FileKind::Snapshot));
+    let logs = files.logs.iter().map(|name| (name, FileKind::Log));
+    for (name, kind) in snapshot.chain(logs) {
+        let path = dir.file(name);
+        read_file(&path, kind, truncate_corrupt, loaded, &mut each)?;
+    }
+    Ok(())
+}
+
+fn read_file(
+    path: &Path,
+    kind: FileKind,
+    truncate_corrupt: bool,
+    loaded: &mut Replayed,
+    each: &mut impl FnMut(Record<'_>, &mut Replayed),
+) -> Result<(), SegmentError> {
+    let mut last_seq = 0;
+    let mut counted = Replayed::default();
+    let mut transaction = Transaction::default();
+    let summary = segment::read(path, kind, truncate_corrupt, |seq, record| {
+        last_seq = seq;
+        counted.records += 1;
+        if let Some(ready) = transaction.hold(record) {
+            for record in ready {
+                each(record.as_record(), &mut counted);
+            }
+        } else if !transaction.open() {
+            each(record, &mut counted);
+        }
+    })?;
+    if transaction.open() {
+        log::warn!(
+            "{}: a transaction without its commit at the end: not applied",
+            path.display()
+        );
+    }
+    counted.bytes = summary.bytes;
+    counted.truncated = summary.torn.map_or(0, |damage| damage.dropped);
+    counted.last_seq = last_seq;
+    loaded.add(&counted);
+    Ok(())
+}
+
+/// Records of a transaction are held back until its commit: a transaction whose
+/// commit never reached the log is not applied at all.
+#[derive(Default)]
+struct Transaction {
+    id: Option<u64>,
+    held: Vec<Owned>,
+}
+
+impl Transaction {
+    fn open(&self) -> bool {
+        self.id.is_some()
+    }
+
+    /// Takes `record` if it belongs to a transaction; answers the transaction's
+    /// records when `record` commits it.
+    fn hold(&mut self, record: Record<'_>) -> Option<Vec<Owned>> {
+        match record {
+            Record::TxnBegin { id } => {
+                self.id = Some(id);
+                self.held.clear();
+                None
+            }
+            Record::TxnCommit { id, .. } if self.id == Some(id) => {
+                self.id = None;
+                Some(std::mem::take(&mut self.held))
+            }
+            Record::TxnCommit { .. } => None,
+            other if self.open() => {
+                self.held.push(Owned::from(other));
+                None
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A record copied out of the read buffer.
+enum Owned {
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        version: u64,
+        expires_at: Option<u64>,
+    },
+    Remove {
+        key: Vec<u8>,
+        cause: super::record::Cause,
+    },
+}
+
+impl From<Record<'_>> for Owned {
+    fn from(record: Record<'_>) -> Owned {
+        match record {
+            Record::Put {
+                key,
+                value,
+                version,
+                expires_at,
+            } => Owned::Put {
+                key: key.to_vec(),
+                value: value.to_vec(),
+                version,
+                expires_at,
+            },
+            Record::Remove { key, cause } => Owned::Remove {
+                key: key.to_vec(),
+                cause,
+            },
+            Record::TxnBegin { .. } | Record::TxnCommit { .. } => unreachable!("held only data"),
+        }
+    }
+}
+
+impl Owned {
+    fn as_record(&self) -> Record<'_> {
+        match self {
+            Owned::Put {
+                key,
+                value,
+                version,
+                expires_at,
+            } => Record::Put {
+                key,
+                value,
+                version: *version,
+                expires_at: *expires_at,
+            },
+            Owned::Remove { key, cause } => Record::Remove { key, cause: *cause },
+        }
+    }
+}
+
+/// Applies one record to `state` at store time `now`.
+fn apply(
+    state: &mut PartitionState,
+    record: Record<'_>,
+    clock: &StoreClock,
+    now: u64,
+    loaded: &mut Replayed,
+) {
+    match record {
+        Record::Put {
+            key,
+            value,
+            version,
+            expires_at,
+        } => {
+            let deadline = match expires_at.map(|wall| clock.from_wall(wall)) {
+                None => NO_DEADLINE,
+                Some(Some(at)) if at > now => at,
+                Some(_) => {
+                    loaded.expired += 1;
+                    state.forget(key);
+                    return;
+                }
+            };
+            // Keys were `str`s when written; a record that passed its checksum and
+            // is not UTF-8 was written by something else.
+            let Ok(key) = std::str::from_utf8(key) else {
+                log::warn!("skipping a record whose key is not UTF-8");
+                return;
+            };
+            state.restore(Entry::new(key, value), version, deadline, now);
+        }
+        Record::Remove { key, .. } => state.forget(key),
+        Record::TxnBegin { .. } | Record::TxnCommit { .. } => {}
+    }
+}

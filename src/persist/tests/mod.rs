@@ -1,0 +1,3 @@
+mod dir;
+mod record;
+mod segment;

@@ -1,0 +1,401 @@
+//! The log writer: one thread per partition that turns its outbox into files.
+//!
+//! The partition's actor never touches a file (it runs on an HTTP worker thread).
+//! This thread takes everything queued since its last round, encodes it, writes it
+//! with one `write(2)`, syncs it under `fsync = "always"`, and only then publishes
+//! the progress that lets the waiting writes answer. Writes that arrive while it
+//! writes or syncs queue up and share the next round: group commit.
+//!
+//! It also writes snapshots: on `SnapshotStart` it closes the current log (synced)
+//! and opens a new one, which the manifest lists at once, so whatever happens next
+//! the records are replayed; on `SnapshotEnd` the finished snapshot and the new log
+//! replace everything before, in one manifest write.
+//!
+//! A failed write or sync faults the log: the writes it held are answered 503, the
+//! node refuses writes, and the file is never written or synced again (after a failed
+//! `fsync` the kernel may have dropped the dirty pages: retrying it can report
+//! success for data that is gone). Every `retry_interval` the writer asks its
+//! partition for a snapshot; one that completes starts a fresh log from memory and
+//! heals the node.
+
+use std::{
+    fs::File,
+    io::{self, Write},
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    config::Fsync,
+    store::{
+        Shared, StoreClock,
+        journal::{Cause as StoreCause, Change, Item, Outbox},
+    },
+};
+
+use super::{
+    SyncHook,
+    layout::{self, Layout},
+    record::{self, Cause, FileHeader, FileKind, Record},
+    segment,
+};
+
+/// Bytes encoded before they are written, while a round or a snapshot chunk runs.
+const FLUSH_BYTES: usize = 1 << 20;
+
+/// An open file this writer appends to.
+pub struct Open {
+    pub file: File,
+    pub name: String,
+    pub bytes: u64,
+}
+
+/// Everything one partition's writer owns.
+pub struct Writer {
+    pub index: usize,
+    pub outbox: Arc<Outbox>,
+    pub shared: Arc<Shared>,
+    pub layout: Arc<Layout>,
+    pub clock: StoreClock,
+    pub fsync: Fsync,
+    pub sync: SyncHook,
+    /// The store's log counters (in its `WriteHealth`).
+    pub health: Arc<crate::store::journal::WriteHealth>,
+    pub rewrite_percentage: u64,
+    pub rewrite_min_size: u64,
+    pub retry_interval: Duration,
+    /// The log being appended to (`None` while faulted).
+    pub log: Option<Open>,
+    /// Log bytes since the last snapshot, all segments (the compaction measure).
+    pub log_bytes: u64,
+    /// The next change number, for a new file's header.
+    pub next_seq: u64,
+}
+
+/// A snapshot being written between `SnapshotStart` and `SnapshotEnd`.
+struct Snapshot {
+    open: Open,
+    /// The name the finished file gets.
+    name: String,
+    /// The new log that goes with it.
+    log: String,
+}
+
+/// How one round went.
+struct Round {
+    buf: Vec<u8>,
+    last_seq: Option<u64>,
+    /// The first change of the round not yet counted as written.
+    first_seq: Option<u64>,
+}
+
+impl Writer {
+    /// Runs until the outbox is closed and drained; the final round is synced.
+    pub fn run(mut self) {
+        let mut items = Vec::new();
+        let mut state = Runtime {
+            snapshot: None,
+            fault: None,
+            last_sync: Instant::now(),
+            dirty: false,
+            retry_at: None,
+            lost_after: None,
+        };
+        loop {
+            let alive = self.outbox.take(&mut items, self.wait(&state));
+            self.round(&mut items, &mut state);
+            self.housekeeping(&mut state, !alive);
+            if !alive {
+                break;
+            }
+        }
+    }
+
+    fn wait(&self, state: &Runtime) -> Duration {
+        match (self.fsync, state.fault.is_some()) {
+            (_, true) => self.retry_interval.min(Duration::from_millis(100)),
+            (Fsync::Everysec, _) => Duration::from_millis(200),
+            _ => Duration::from_secs(1),
+        }
+    }
+
+    /// Writes what was queued and publishes how far it got.
+    fn round(&mut self, items: &mut Vec<Item>, state: &mut Runtime) {
+        let mut round = Round {
+            buf: Vec::new(),
+            last_seq: None,
+            first_seq: None,
+        };
+        for item in items.drain(..) {
+            match item {
+                Item::Change(seq, change) => self.encode(seq, &change, &mut round),
+                Item::SnapshotStart => self.start_snapshot(&mut round, state),
+                Item::SnapshotChunk(entries) => {
+                    self.snapshot_chunk(&entries, state);
+                    self.outbox.chunk_done();
+                }
+                Item::SnapshotEnd => self.finish_snapshot(&mut round, state),
+            }
+        }
+        self.flush(&mut round, state);
+        if self.fsync == Fsync::Always && state.dirty {
+            self.sync_log(state);
+        }
+        self.settle(&mut round, state);
+    }
+
+    fn encode(&mut self, seq: u64, change: &Change, round: &mut Round) {
+        round.first_seq.get_or_insert(seq);
+        round.last_seq = Some(seq);
+        self.next_seq = seq + 1;
+        let record = match change {
+            Change::Put(entry) => Record::Put {
+                key: entry.key_bytes(),
+                value: entry.value(),
+                version: entry.version(),
+                expires_at: entry.deadline().map(|at| self.clock.to_wall(at)),
+            },
+            Change::Remove(entry, cause) => Record::Remove {
+                key: entry.key_bytes(),
+                cause: match cause {
+                    StoreCause::Deleted => Cause::Deleted,
+                    StoreCause::Evicted => Cause::Evicted,
+                    StoreCause::Expired => Cause::Expired,
+                },
+            },
+        };
+        record::encode(&record, &mut round.buf);
+    }
+
+    /// Writes the round's encoded records to the log (`write(2)`), or drops them
+    /// into the lost range while faulted.
+    fn flush(&mut self, round: &mut Round, state: &mut Runtime) {
+        if round.buf.is_empty() {
+            return;
+        }
+        let Some(log) = &mut self.log else {
+            round.buf.clear();
+            return;
+        };
+        match log.file.write_all(&round.buf) {
+            Ok(()) => {
+                let written = round.buf.len() as u64;
+                log.bytes += written;
+                self.log_bytes += written;
+                self.health.counters.add_bytes(written);
+                state.dirty = true;
+                round.buf.clear();
+            }
+            Err(error) => {
+                let reason = format!("cannot write {}: {error}", log.name);
+                round.buf.clear();
+                self.fault(reason, state);
+            }
+        }
+    }
+
+    fn sync_log(&mut self, state: &mut Runtime) {
+        let Some(log) = &self.log else {
+            return;
+        };
+        let started = Instant::now();
+        match (self.sync)(&log.file) {
+            Ok(()) => {
+                self.health.counters.add_sync(started.elapsed());
+                state.dirty = false;
+                state.last_sync = Instant::now();
+            }
+            Err(error) => {
+                let reason = format!("cannot sync {}: {error}", log.name);
+                self.fault(reason, state);
+            }
+        }
+    }
+
+    /// Publishes the outcome of the changes since the last settle: safe, or lost
+    /// to a fault (with every change lost since the fault began).
+    fn settle(&mut self, round: &mut Round, state: &mut Runtime) {
+        let (Some(first), Some(last)) = (round.first_seq.take(), round.last_seq.take()) else {
+            return;
+        };
+        if state.fault.is_some() {
+            let after = *state.lost_after.get_or_insert(first - 1);
+            self.outbox
+                .publish(|progress| progress.lost = (after, last));
+        } else {
+            self.outbox.publish(|progress| progress.acked = last);
+        }
+    }
+
+    /// Faults the log: it is dropped and never written or synced again.
+    fn fault(&mut self, reason: String, state: &mut Runtime) {
+        if let Some(snapshot) = state.snapshot.take() {
+            let _ = std::fs::remove_file(self.layout.dir.file(&snapshot.open.name));
+        }
+        self.log = None;
+        state.dirty = false;
+        if state.fault.is_none() {
+            log::error!(
+                "partition {}: {reason}; refusing writes until a fresh log can be written",
+                self.index
+            );
+            self.outbox.health.fault(reason.clone());
+            self.health.counters.add_fault();
+        }
+        state.fault = Some(reason);
+        state.retry_at = Some(Instant::now() + self.retry_interval);
+    }
+
+    fn start_snapshot(&mut self, round: &mut Round, state: &mut Runtime) {
+        // The old log gets everything before this point, synced: it is never
+        // appended to again.
+        self.flush(round, state);
+        if state.dirty {
+            self.sync_log(state);
+        }
+        self.settle(round, state);
+        let generation = self.layout.next_generation(self.index);
+        let log_name = layout::log_name(self.index, generation);
+        let snapshot_name = layout::snapshot_name(self.index, generation);
+        let opened = self.open_file(&log_name, FileKind::Log).and_then(|log| {
+            let temp = format!("{snapshot_name}.tmp");
+            let snapshot = self.open_file(&temp, FileKind::Snapshot)?;
+            self.layout.add_log(self.index, &log_name)?;
+            Ok((log, snapshot))
+        });
+        match opened {
+            Ok((log, snapshot)) => {
+                self.log_bytes = 0;
+                self.log = Some(log);
+                state.snapshot = Some(Snapshot {
+                    open: snapshot,
+                    name: snapshot_name,
+                    log: log_name,
+                });
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(self.layout.dir.file(&log_name));
+                let reason = format!("cannot start a snapshot: {error}");
+                self.fault(reason, state);
+            }
+        }
+    }
+
+    pub fn open_file(&self, name: &str, kind: FileKind) -> io::Result<Open> {
+        let header = FileHeader {
+            kind,
+            partition: self.index as u32,
+            epoch: self.layout.epoch,
+            first_seq: self.next_seq,
+        };
+        let file = segment::create(&self.layout.dir.file(name), &header)?;
+        Ok(Open {
+            file,
+            name: name.to_owned(),
+            bytes: record::HEADER_BYTES as u64,
+        })
+    }
+
+    fn snapshot_chunk(&mut self, entries: &[crate::store::Entry], state: &mut Runtime) {
+        let Some(snapshot) = &mut state.snapshot else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(FLUSH_BYTES);
+        for entry in entries {
+            let record = Record::Put {
+                key: entry.key_bytes(),
+                value: entry.value(),
+                version: entry.version(),
+                expires_at: entry.deadline().map(|at| self.clock.to_wall(at)),
+            };
+            record::encode(&record, &mut buf);
+        }
+        if let Err(error) = snapshot.open.file.write_all(&buf) {
+            let reason = format!("cannot write snapshot {}: {error}", snapshot.open.name);
+            self.fault(reason, state);
+            return;
+        }
+        snapshot.open.bytes += buf.len() as u64;
+        self.health.counters.add_bytes(buf.len() as u64);
+    }
+
+    /// Makes the finished snapshot and its log the partition's whole state.
+    fn finish_snapshot(&mut self, round: &mut Round, state: &mut Runtime) {
+        let Some(snapshot) = state.snapshot.take() else {
+            return;
+        };
+        // The new log's records so far go with it.
+        self.flush(round, state);
+        let finished = (self.sync)(&snapshot.open.file)
+            .and_then(|()| {
+                let dir = &self.layout.dir;
+                std::fs::rename(dir.file(&snapshot.open.name), dir.file(&snapshot.name))
+            })
+            .and_then(|()| {
+                self.layout
+                    .replace(self.index, &snapshot.name, &snapshot.log)
+            });
+        match finished {
+            Ok(()) => {
+                self.health.counters.add_rewrite();
+                log::info!(
+                    "partition {}: snapshot {} written ({} bytes); log restarted",
+                    self.index,
+                    snapshot.name,
+                    snapshot.open.bytes
+                );
+                if let Some(reason) = state.fault.take() {
+                    log::info!(
+                        "partition {}: log healthy again after: {reason}",
+                        self.index
+                    );
+                    self.outbox.health.heal();
+                    state.lost_after = None;
+                }
+            }
+            Err(error) => {
+                let _ = std::fs::remove_file(self.layout.dir.file(&snapshot.open.name));
+                let reason = format!("cannot finish snapshot {}: {error}", snapshot.name);
+                self.fault(reason, state);
+            }
+        }
+    }
+
+    /// After a round: everysec syncs, the final sync, compaction and retries.
+    fn housekeeping(&mut self, state: &mut Runtime, last: bool) {
+        let due = state.last_sync.elapsed() >= Duration::from_secs(1);
+        if state.dirty && (last || (self.fsync == Fsync::Everysec && due)) {
+            self.sync_log(state);
+        }
+        self.outbox.log_bytes.store(self.log_bytes, Relaxed);
+        if state.snapshot.is_some() {
+            return;
+        }
+        if state.fault.is_some() {
+            if state.retry_at.is_some_and(|at| Instant::now() >= at) {
+                state.retry_at = Some(Instant::now() + self.retry_interval);
+                self.outbox.request_snapshot();
+            }
+            return;
+        }
+        let live = self.shared.counters.memory.load(Relaxed);
+        let threshold =
+            (live.saturating_mul(self.rewrite_percentage) / 100).max(self.rewrite_min_size);
+        if self.log_bytes > threshold {
+            self.outbox.request_snapshot();
+        }
+    }
+}
+
+/// What changes between rounds.
+struct Runtime {
+    snapshot: Option<Snapshot>,
+    /// Why the log is faulted, if it is.
+    fault: Option<String>,
+    last_sync: Instant,
+    /// Written since the last sync.
+    dirty: bool,
+    retry_at: Option<Instant>,
+    /// The last change safe before the current fault: the lost range starts after it.
+    lost_after: Option<u64>,
+}

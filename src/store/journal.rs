@@ -1,0 +1,360 @@
+//! What a partition tells its log, and how a write learns that its record is safe.
+//!
+//! The store knows nothing of files. A partition with persistence on holds a
+//! `Journal`: at the end of every message its actor hands the changes it made
+//! (`Item`s) to the journal's `Outbox`, one lock per message, and the write's reply
+//! carries a `Durable` ticket for the last of them. Whoever consumes the outbox (the
+//! `persist` log writer, on its own thread) writes the items out and publishes its
+//! `Progress`; the HTTP handler awaits the ticket before it answers. So a write is
+//! visible to readers as soon as the actor applies it, and acknowledged only once
+//! its record is written (and synced, under `fsync = "always"`).
+//!
+//! Every change is an item, including evictions and expirations, so a restart never
+//! brings back a key that left. A snapshot travels the same queue (`SnapshotStart`,
+//! chunks of live entries, `SnapshotEnd`), so it stays in order with the changes.
+
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard,
+    atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed},
+};
+
+use tokio::sync::watch;
+
+use super::entry::Entry;
+
+/// Why a key left the partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    Deleted,
+    Evicted,
+    Expired,
+}
+
+/// One change to a partition, in the order the actor made it.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// The entry as published: key, value, version and deadline.
+    Put(Entry),
+    /// The entry that left, and why.
+    Remove(Entry, Cause),
+}
+
+/// What the log writer is asked to do, in order.
+#[derive(Debug)]
+pub enum Item {
+    /// A change, numbered by the outbox (`seq`).
+    Change(u64, Change),
+    /// Starts a new log: changes after this go to it, and the chunks that follow
+    /// make a snapshot of the partition as it was here.
+    SnapshotStart,
+    /// Live entries, least recently used first. Only entries unchanged since
+    /// `SnapshotStart` (the others are in the new log).
+    SnapshotChunk(Vec<Entry>),
+    /// The snapshot is complete: it and the new log replace everything before.
+    SnapshotEnd,
+}
+
+/// How far the log writer has come, in change numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Every change up to here is safe (written, or synced under `always`), except
+    /// those in `lost`.
+    pub acked: u64,
+    /// The changes the last disk fault lost: after `lost.0`, up to `lost.1`. Only
+    /// the last fault is kept: a waiter is woken by a fault long before the log
+    /// heals and faults again.
+    pub lost: (u64, u64),
+}
+
+impl Progress {
+    /// Whether change `seq` is settled, and if so whether it is safe.
+    pub fn outcome(&self, seq: u64) -> Option<bool> {
+        if seq > self.lost.0 && seq <= self.lost.1 {
+            Some(false)
+        } else {
+            (seq <= self.acked).then_some(true)
+        }
+    }
+}
+
+/// Why a write was not acknowledged.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Whether the node accepts writes: shared by every partition's journal. A log that
+/// failed to write or sync refuses writes store-wide until it is healthy again.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    faulted: AtomicUsize,
+    reason: Mutex<String>,
+    /// What the logs did, for `/metrics`.
+    pub counters: LogCounters,
+}
+
+/// Counters of the logs' work since start-up (all partitions).
+#[derive(Debug, Default)]
+pub struct LogCounters {
+    pub bytes_written: AtomicU64,
+    pub syncs: AtomicU64,
+    /// Time spent in `fdatasync`, in nanoseconds.
+    pub sync_nanos: AtomicU64,
+    /// Snapshots completed (each replaces a partition's log).
+    pub rewrites: AtomicU64,
+    /// Times a log failed to write or sync and writes were refused.
+    pub faults: AtomicU64,
+    /// How long the start-up recovery took, in nanoseconds.
+    pub recovery_nanos: AtomicU64,
+    /// Records replayed at start-up.
+    pub records_loaded: AtomicU64,
+    /// Entries not loaded at start-up because they had expired meanwhile.
+    pub records_expired: AtomicU64,
+    /// Bytes cut off damaged file tails at start-up.
+    pub bytes_truncated: AtomicU64,
+}
+
+impl LogCounters {
+    pub fn add_bytes(&self, bytes: u64) {
+        self.bytes_written.fetch_add(bytes, Relaxed);
+    }
+
+    pub fn add_sync(&self, took: std::time::Duration) {
+        self.syncs.fetch_add(1, Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.sync_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    pub fn add_rewrite(&self) {
+        self.rewrites.fetch_add(1, Relaxed);
+    }
+
+    pub fn add_fault(&self) {
+        self.faults.fetch_add(1, Relaxed);
+    }
+}
+
+impl WriteHealth {
+    /// Why writes are refused, if they are.
+    pub fn refusal(&self) -> Option<String> {
+        if self.faulted.load(Relaxed) == 0 {
+            return None;
+        }
+        Some(self.reason.lock().expect("not poisoned").clone())
+    }
+
+    /// A log became faulted (`reason` says how).
+    pub fn fault(&self, reason: String) {
+        *self.reason.lock().expect("not poisoned") = reason;
+        self.faulted.fetch_add(1, Relaxed);
+    }
+
+    /// A faulted log is healthy again.
+    pub fn heal(&self) {
+        self.faulted.fetch_sub(1, Relaxed);
+    }
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    items: Vec<Item>,
+    /// The number of the last change queued.
+    seq: u64,
+    /// No more items will come: the writer finishes what is queued and stops.
+    closed: bool,
+}
+
+/// The queue between one partition's actor and its log writer.
+#[derive(Debug)]
+pub struct Outbox {
+    queue: Mutex<Queue>,
+    /// Wakes the writer when the queue stops being empty.
+    ready: Condvar,
+    progress: watch::Sender<Progress>,
+    /// Set by the writer when the partition should snapshot (its log has grown, or
+    /// a fault needs a fresh start); the actor starts one at its next tick.
+    wants_snapshot: AtomicBool,
+    /// Snapshot chunks queued and not yet written: the actor waits for zero before
+    /// it walks further, so a slow disk never holds many entries alive.
+    chunks_queued: AtomicUsize,
+    /// Bytes of live log since the last snapshot, for the compaction decision.
+    pub log_bytes: AtomicU64,
+    pub health: Arc<WriteHealth>,
+}
+
+impl Outbox {
+    pub fn new(health: Arc<WriteHealth>, first_seq: u64) -> Self {
+        let progress = Progress {
+            acked: first_seq,
+            lost: (0, 0),
+        };
+        Self {
+            queue: Mutex::new(Queue {
+                seq: first_seq,
+                ..Queue::default()
+            }),
+            ready: Condvar::new(),
+            progress: watch::channel(progress).0,
+            wants_snapshot: AtomicBool::new(false),
+            chunks_queued: AtomicUsize::new(0),
+            log_bytes: AtomicU64::new(0),
+            health,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().expect("not poisoned")
+    }
+
+    /// Queues `items` (changes numbered here); answers the last change's number.
+    fn push(&self, items: impl Iterator<Item = Pending>) -> u64 {
+        let mut queue = self.lock();
+        let was_empty = queue.items.is_empty();
+        for pending in items {
+            let item = match pending {
+                Pending::Change(change) => {
+                    queue.seq += 1;
+                    Item::Change(queue.seq, change)
+                }
+                Pending::Control(item) => item,
+            };
+            if matches!(item, Item::SnapshotChunk(_)) {
+                self.chunks_queued.fetch_add(1, Relaxed);
+            }
+            queue.items.push(item);
+        }
+        let seq = queue.seq;
+        drop(queue);
+        if was_empty {
+            self.ready.notify_one();
+        }
+        seq
+    }
+
+    /// The writer's side: waits up to `timeout` for items and moves them into
+    /// `into`. Answers false once the outbox is closed and drained.
+    pub fn take(&self, into: &mut Vec<Item>, timeout: std::time::Duration) -> bool {
+        let mut queue = self.lock();
+        if queue.items.is_empty() && !queue.closed {
+            queue = self
+                .ready
+                .wait_timeout(queue, timeout)
+                .expect("not poisoned")
+                .0;
+        }
+        std::mem::swap(&mut queue.items, into);
+        !(queue.closed && into.is_empty())
+    }
+
+    /// No more items: the writer drains the queue and stops.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// The writer wrote one snapshot chunk.
+    pub fn chunk_done(&self) {
+        self.chunks_queued.fetch_sub(1, Relaxed);
+    }
+
+    pub fn chunks_queued(&self) -> usize {
+        self.chunks_queued.load(Relaxed)
+    }
+
+    pub fn request_snapshot(&self) {
+        self.wants_snapshot.store(true, Relaxed);
+    }
+
+    /// Whether a snapshot was asked for since the last call.
+    pub fn snapshot_requested(&self) -> bool {
+        self.wants_snapshot.swap(false, Relaxed)
+    }
+
+    /// Publishes the writer's progress, waking every write waiting on it.
+    pub fn publish(&self, update: impl FnOnce(&mut Progress)) {
+        self.progress.send_modify(update);
+    }
+
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+}
+
+/// An item the actor has made but not yet handed over.
+#[derive(Debug)]
+enum Pending {
+    Change(Change),
+    Control(Item),
+}
+
+/// A partition's side of its log: collects the items of one message, then hands
+/// them over in one go.
+#[derive(Debug)]
+pub struct Journal {
+    outbox: Arc<Outbox>,
+    pending: Vec<Pending>,
+}
+
+impl Journal {
+    pub fn new(outbox: Arc<Outbox>) -> Self {
+        Self {
+            outbox,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    pub fn record(&mut self, change: Change) {
+        self.pending.push(Pending::Change(change));
+    }
+
+    pub fn control(&mut self, item: Item) {
+        self.pending.push(Pending::Control(item));
+    }
+
+    /// Hands over what this message changed. The ticket covers all of it (and
+    /// everything before), or is `None` if nothing changed.
+    pub fn commit(&mut self) -> Option<Durable> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let changed = self
+            .pending
+            .iter()
+            .any(|pending| matches!(pending, Pending::Change(_)));
+        let seq = self.outbox.push(self.pending.drain(..));
+        changed.then(|| Durable {
+            seq,
+            progress: self.outbox.progress.subscribe(),
+        })
+    }
+}
+
+/// A write's claim on its record being safe.
+#[derive(Debug)]
+pub struct Durable {
+    seq: u64,
+    progress: watch::Receiver<Progress>,
+}
+
+impl Durable {
+    /// Waits until the change is safe, or answers why it never will be.
+    pub async fn wait(mut self) -> Result<(), Refused> {
+        let seq = self.seq;
+        let settled = self
+            .progress
+            .wait_for(|progress| progress.outcome(seq).is_some())
+            .await
+            .map(|progress| progress.outcome(seq));
+        match settled {
+            Ok(Some(true)) => Ok(()),
+            Ok(_) => Err(Refused(
+                "the write was applied in memory but its log failed; it may be lost on restart"
+                    .into(),
+            )),
+            Err(_) => Err(Refused("the log writer has stopped".into())),
+        }
+    }
+}
