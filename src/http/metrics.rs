@@ -59,6 +59,9 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(actor_round_trip.clone()))?;
+        registry.register(Box::new(super::log_metrics::LogCollector::new(
+            store.clone(),
+        )?))?;
         registry.register(Box::new(StoreCollector::new(store)?))?;
         #[cfg(target_os = "linux")]
         registry.register(Box::new(

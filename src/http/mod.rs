@@ -10,13 +10,14 @@
 //! - `error`: `ApiError` and its mapping to statuses.
 //! - `auth`, `head`, `tracking`: the bearer-token, header-limit and request-metrics
 //!   middlewares.
-//! - `metrics`, `openapi`: `/metrics`, `/openapi.json` and `/docs`.
+//! - `metrics`, `log_metrics`, `openapi`: `/metrics`, `/openapi.json` and `/docs`.
 
 pub mod auth;
 mod compat;
 pub mod error;
 pub mod head;
 mod input;
+mod log_metrics;
 mod meta;
 pub mod metrics;
 mod native;

@@ -89,29 +89,31 @@ impl Persistence for Aof {
         let epoch = old.as_ref().map_or(0, |m| m.epoch) + 1;
         for state in states.iter_mut() {
             state.raise_version(epoch << EPOCH_SHIFT);
+            state.shared().counters.reset_activity();
         }
         let same_layout = old_files.len() == states.len();
         let mut manifest = Manifest::new(router.seed, states.len());
         manifest.epoch = epoch;
         let mut logs = Vec::with_capacity(states.len());
         for (index, state) in states.iter().enumerate() {
+            let old = old_files.get(index).cloned().unwrap_or_default();
+            // Numbered past the old layout's files of the same index too, which
+            // stay until the new manifest is stored.
+            let generation = layout::next_generation(&old, index);
             let kept = if same_layout {
-                old_files[index].clone()
+                old
             } else {
                 PartitionFiles::default()
             };
             let next_seq = replayed.get(index).map_or(0, |r| r.last_seq) + 1;
-            let (files, log) = fresh_files(
-                &dir,
+            let start = Start {
                 index,
                 epoch,
                 next_seq,
-                kept,
-                !same_layout,
-                state,
-                clock,
-            )
-            .map_err(|error| format!("cannot write to {}: {error}", dir.path().display()))?;
+                generation,
+            };
+            let (files, log) = fresh_files(&dir, &start, kept, !same_layout, state, clock)
+                .map_err(|error| format!("cannot write to {}: {error}", dir.path().display()))?;
             manifest.partitions[index] = files;
             logs.push((log, next_seq));
         }
@@ -137,7 +139,7 @@ impl Persistence for Aof {
             let log_bytes = replayed
                 .get(index)
                 .filter(|_| same_layout)
-                .map_or(0, |r| r.bytes);
+                .map_or(0, |r| r.log_bytes);
             self.start_writer(
                 index, state, log, next_seq, log_bytes, &layout, clock, health,
             );
@@ -195,20 +197,30 @@ impl Aof {
     }
 }
 
-/// The partition's files for this run: those kept (same layout) or a snapshot of
-/// what was loaded (new layout), plus a new, empty log that this run appends to.
-#[allow(clippy::too_many_arguments)]
-fn fresh_files(
-    dir: &DataDir,
+/// Where a partition's files for this run start.
+struct Start {
     index: usize,
     epoch: u64,
     next_seq: u64,
+    generation: u64,
+}
+
+/// The partition's files for this run: those kept (same layout) or a snapshot of
+/// what was loaded (new layout), plus a new, empty log that this run appends to.
+fn fresh_files(
+    dir: &DataDir,
+    start: &Start,
     mut files: PartitionFiles,
     snapshot: bool,
     state: &PartitionState,
     clock: &StoreClock,
 ) -> std::io::Result<(PartitionFiles, Open)> {
-    let generation = layout::next_generation(&files, index);
+    let Start {
+        index,
+        epoch,
+        next_seq,
+        generation,
+    } = *start;
     let header = |kind| FileHeader {
         kind,
         partition: index as u32,

@@ -17,9 +17,9 @@
 pub(super) const PREFIX_BYTES: usize = 8;
 /// What a frame adds to its body: length, checksum and kind.
 pub const FRAME_OVERHEAD: usize = PREFIX_BYTES + 1;
-/// The largest `len` a frame may declare. A value is capped far below this by the HTTP
-/// layer, so a length above it is damage, and refusing it keeps a flipped high bit from
-/// sending a reader off to buffer gigabytes.
+/// The largest `len` a frame may declare. The store's key and value limits keep records
+/// far below it, so a length above it is damage, and refusing it keeps a flipped high
+/// bit from sending a reader off to buffer gigabytes.
 pub const MAX_RECORD_BYTES: u32 = 128 * 1024 * 1024;
 
 const KIND_PUT: u8 = 1;
@@ -85,7 +85,9 @@ pub enum DecodeError {
     Malformed(&'static str),
 }
 
-/// Appends `record`, framed, to `out`.
+/// Appends `record`, framed, to `out`. The caller keeps records within
+/// `MAX_RECORD_BYTES` (the store's key and value limits do): a longer one would be
+/// written, then read back as damage.
 pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     let start = out.len();
     out.reserve(encoded_len(record));
@@ -95,6 +97,7 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     out.push(kind(record));
     encode_body(record, out);
     let len = u32::try_from(out.len() - start - PREFIX_BYTES).expect("record over 4 GiB");
+    debug_assert!(len <= MAX_RECORD_BYTES, "record of {len} bytes");
     let crc = crc32c::crc32c(&out[start + PREFIX_BYTES..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());

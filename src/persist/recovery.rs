@@ -29,6 +29,8 @@ const NO_DEADLINE: u64 = u64::MAX;
 pub struct Replayed {
     pub records: u64,
     pub bytes: u64,
+    /// Of `bytes`, those in logs (not snapshots): what compaction measures.
+    pub log_bytes: u64,
     /// Entries not loaded because they expired while the process was down.
     pub expired: u64,
     /// Bytes cut off torn tails.
@@ -41,6 +43,7 @@ impl Replayed {
     fn add(&mut self, other: &Replayed) {
         self.records += other.records;
         self.bytes += other.bytes;
+        self.log_bytes += other.log_bytes;
         self.expired += other.expired;
         self.truncated += other.truncated;
         self.last_seq = self.last_seq.max(other.last_seq);
@@ -155,6 +158,9 @@ fn read_file(
         );
     }
     counted.bytes = summary.bytes;
+    if kind == FileKind::Log {
+        counted.log_bytes = summary.bytes;
+    }
     counted.truncated = summary.torn.map_or(0, |damage| damage.dropped);
     counted.last_seq = last_seq;
     loaded.add(&counted);

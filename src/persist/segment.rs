@@ -113,41 +113,15 @@ pub(super) fn read_chunked(
     expected: FileKind,
     truncate_corrupt: bool,
     chunk: usize,
-    mut each: impl FnMut(u64, Record<'_>),
+    each: impl FnMut(u64, Record<'_>),
 ) -> Result<Summary, SegmentError> {
     let file = File::open(path).map_err(io_error(path))?;
     let len = file.metadata().map_err(io_error(path))?.len();
     let mut window = Window::new(file, len, chunk);
     let Some(header) = read_file_header(path, &mut window, expected)? else {
-        let what = match len < HEADER_BYTES as u64 {
-            true => "file shorter than its header",
-            false => "zero-filled file header",
-        };
-        let torn = cut(path, &mut window, 0, truncate_corrupt, what)?;
-        return Ok(Summary {
-            header: None,
-            records: 0,
-            bytes: 0,
-            torn,
-        });
+        return torn_creation(path, &mut window, truncate_corrupt);
     };
-    let mut records = 0;
-    let damage = loop {
-        let error = match record::decode(window.rest()) {
-            Ok((record, used)) => {
-                each(header.first_seq + records, record);
-                records += 1;
-                window.consume(used);
-                continue;
-            }
-            Err(error) => error,
-        };
-        if error == DecodeError::Incomplete && window.refill().map_err(io_error(path))? {
-            continue;
-        }
-        // Incomplete with nothing left is the clean end of the file.
-        break (!window.rest().is_empty()).then_some(error);
-    };
+    let (records, damage) = deliver(path, &mut window, header.first_seq, each)?;
     let offset = window.offset();
     let torn = match damage {
         Some(error) => cut(
@@ -163,6 +137,53 @@ pub(super) fn read_chunked(
         header: Some(header),
         records,
         bytes: offset,
+        torn,
+    })
+}
+
+/// Decodes and delivers records from the window until the end of the file or the
+/// first that does not decode: how many, and why it stopped early if it did.
+fn deliver(
+    path: &Path,
+    window: &mut Window,
+    first_seq: u64,
+    mut each: impl FnMut(u64, Record<'_>),
+) -> Result<(u64, Option<DecodeError>), SegmentError> {
+    let mut records = 0;
+    loop {
+        let error = match record::decode(window.rest()) {
+            Ok((record, used)) => {
+                each(first_seq + records, record);
+                records += 1;
+                window.consume(used);
+                continue;
+            }
+            Err(error) => error,
+        };
+        if error == DecodeError::Incomplete && window.refill().map_err(io_error(path))? {
+            continue;
+        }
+        // Incomplete with nothing left is the clean end of the file.
+        return Ok((records, (!window.rest().is_empty()).then_some(error)));
+    }
+}
+
+/// A file with no header, or a zeroed one: created, then a crash before its first
+/// bytes reached the disk. It holds nothing, so it is emptied for the writer.
+fn torn_creation(
+    path: &Path,
+    window: &mut Window,
+    truncate_corrupt: bool,
+) -> Result<Summary, SegmentError> {
+    let what = match window.len < HEADER_BYTES as u64 {
+        true => "file shorter than its header",
+        false => "zero-filled file header",
+    };
+    let torn = cut(path, window, 0, truncate_corrupt, what)?;
+    Ok(Summary {
+        header: None,
+        records: 0,
+        bytes: 0,
         torn,
     })
 }
@@ -202,7 +223,7 @@ fn cut(
     truncate_corrupt: bool,
     what: &str,
 ) -> Result<Option<Damage>, SegmentError> {
-    let dropped = window.len - offset;
+    let dropped = window.len.saturating_sub(offset);
     if dropped == 0 {
         return Ok(None);
     }

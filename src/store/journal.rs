@@ -92,6 +92,19 @@ pub struct WriteHealth {
     pub counters: LogCounters,
 }
 
+/// Upper bounds of the sync-latency buckets, in seconds: 50 µs to about 1.6 s.
+pub const SYNC_BUCKETS: [f64; 16] = {
+    let mut bounds = [0.0; 16];
+    let mut i = 0;
+    let mut bound = 0.000_05;
+    while i < 16 {
+        bounds[i] = bound;
+        bound *= 2.0;
+        i += 1;
+    }
+    bounds
+};
+
 /// Counters of the logs' work since start-up (all partitions).
 #[derive(Debug, Default)]
 pub struct LogCounters {
@@ -99,6 +112,9 @@ pub struct LogCounters {
     pub syncs: AtomicU64,
     /// Time spent in `fdatasync`, in nanoseconds.
     pub sync_nanos: AtomicU64,
+    /// Syncs by duration: bucket `i` counts those of at most `SYNC_BUCKETS[i]`
+    /// seconds (and above the previous bound); the last counts the rest.
+    pub sync_histogram: [AtomicU64; SYNC_BUCKETS.len() + 1],
     /// Snapshots completed (each replaces a partition's log).
     pub rewrites: AtomicU64,
     /// Times a log failed to write or sync and writes were refused.
@@ -122,6 +138,9 @@ impl LogCounters {
         self.syncs.fetch_add(1, Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.sync_nanos.fetch_add(nanos, Relaxed);
+        let seconds = took.as_secs_f64();
+        let bucket = SYNC_BUCKETS.iter().position(|&bound| seconds <= bound);
+        self.sync_histogram[bucket.unwrap_or(SYNC_BUCKETS.len())].fetch_add(1, Relaxed);
     }
 
     pub fn add_rewrite(&self) {

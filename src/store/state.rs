@@ -174,12 +174,14 @@ impl PartitionState {
         let current = self.live(entry.key_bytes(), now);
         self.version = self.version.max(version);
         self.write(current, entry, version, deadline, now);
+        self.publish_gauges();
     }
 
     /// Removes `key` as a log read back says it left. Recorded nowhere.
     pub fn forget(&mut self, key: &[u8]) {
         if let Some(entry) = self.shared.peek(key) {
             self.remove(entry.slot());
+            self.publish_gauges();
         }
     }
 

@@ -67,6 +67,26 @@ impl Counters {
         counter.fetch_add(1, Relaxed);
     }
 
+    /// Zeroes the activity counters (not the gauges): loading persisted data goes
+    /// through the write path, but `/v1/stats` counts what happened since start-up.
+    pub fn reset_activity(&self) {
+        let activity = [
+            &self.hits,
+            &self.misses,
+            &self.inserts,
+            &self.updates,
+            &self.deletes,
+            &self.evictions_capacity,
+            &self.evictions_memory,
+            &self.expirations,
+            &self.expired_reads,
+            &self.read_drops,
+        ];
+        activity
+            .iter()
+            .for_each(|counter| counter.store(0, Relaxed));
+    }
+
     pub fn snapshot(&self, capacity: u64, max_memory: u64) -> PartitionStats {
         PartitionStats {
             keys: self.keys.load(Relaxed),

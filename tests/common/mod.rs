@@ -13,11 +13,11 @@ pub mod contract;
 use std::{
     sync::{Arc, mpsc},
     thread,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use actix_web::dev::ServerHandle;
-use rustkv::config::Config;
+use rustkv::{config::Config, persist::SyncHook, server::Environment};
 use serde_json::Value;
 
 /// The counters every `/v1/stats` object (totals and each partition) carries.
@@ -81,12 +81,45 @@ impl TestServer {
         Self::launch(toml, clock, Some(mock), |_| {})
     }
 
+    /// As `start_mocked`, with the wall clock reading `wall_start` at start-up and
+    /// log syncs going through `sync` if given (persistence tests).
+    pub fn start_at(toml: &str, wall_start: SystemTime, sync: Option<SyncHook>) -> TestServer {
+        Self::try_start_at(toml, wall_start, sync).expect("server starts")
+    }
+
+    /// `start_at`, answering the start-up error instead of panicking.
+    pub fn try_start_at(
+        toml: &str,
+        wall_start: SystemTime,
+        sync: Option<SyncHook>,
+    ) -> Result<TestServer, String> {
+        let (clock, mock) = quanta::Clock::mock();
+        let env = Environment {
+            wall_start,
+            sync,
+            ..Environment::new(clock)
+        };
+        Self::launch_in(toml, env, Some(mock))
+    }
+
     fn launch(
         toml: &str,
         clock: quanta::Clock,
         mock: Option<Arc<quanta::Mock>>,
         extra: rustkv::server::ExtraRoutes,
     ) -> TestServer {
+        let env = Environment {
+            extra,
+            ..Environment::new(clock)
+        };
+        Self::launch_in(toml, env, mock).expect("server starts")
+    }
+
+    fn launch_in(
+        toml: &str,
+        env: Environment,
+        mock: Option<Arc<quanta::Mock>>,
+    ) -> Result<TestServer, String> {
         let mut config = Config::parse(toml).expect("test config parses");
         config.server.port = 0;
         // Two workers unless a test asks for one: with one, requests never run
@@ -103,29 +136,41 @@ impl TestServer {
         let thread = thread::spawn(move || {
             let system = actix_web::rt::System::new();
             system.block_on(async move {
-                let running =
-                    rustkv::server::start_with(&config, clock, extra).expect("server starts");
+                let running = match rustkv::server::start_in(&config, env) {
+                    Ok(running) => running,
+                    Err(error) => {
+                        let _ = sender.send(Err(error.to_string()));
+                        return;
+                    }
+                };
                 sender
-                    .send((running.addrs[0], running.server.handle()))
+                    .send(Ok((running.addrs[0], running.server.handle())))
                     .unwrap();
                 running.server.await.unwrap();
                 running.store.stop();
             });
         });
-        let (addr, handle) = receiver
-            .recv_timeout(Duration::from_secs(10))
-            .expect("server came up");
+        let started = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server came up or failed");
+        let (addr, handle) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                let _ = thread.join();
+                return Err(error);
+            }
+        };
         let agent = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(10))
             .max_idle_connections_per_host(64)
             .build();
-        TestServer {
+        Ok(TestServer {
             base: format!("http://{addr}"),
             handle,
             thread: Some(thread),
             mock,
             agent,
-        }
+        })
     }
 
     /// Moves the mock clock forward (panics on a real-clock server).

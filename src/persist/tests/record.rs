@@ -134,6 +134,8 @@ fn expiry_zero_is_no_expiry() {
     assert_eq!(decoded, put(None));
 }
 
+type Decoded = Result<(Record<'static>, usize), DecodeError>;
+
 #[test]
 fn damage_is_classified() {
     let too_long = MAX_RECORD_BYTES + 1;
@@ -143,7 +145,7 @@ fn damage_is_classified() {
     put_key_past_end.extend_from_slice(&3u32.to_le_bytes());
     put_key_past_end.extend_from_slice(b"ab");
     let malformed = |why| Err(DecodeError::Malformed(why));
-    let table: [(&str, Vec<u8>, Result<(Record<'_>, usize), DecodeError>); 14] = [
+    let table: [(&str, Vec<u8>, Decoded); 14] = [
         ("empty", vec![], Err(DecodeError::Incomplete)),
         ("zeros", vec![0; 64], malformed("zero-length frame")),
         (
