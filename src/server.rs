@@ -243,10 +243,19 @@ pub async fn run(config: Config) -> io::Result<()> {
     });
     running.server.await?;
     let stats = running.store.stats().total;
+    let persists = config.persistence.enabled();
     running.store.stop();
+    let fate = if persists {
+        format!(
+            "written to {} (logs synced)",
+            config.persistence.dir.display()
+        )
+    } else {
+        "dropped with the process".to_owned()
+    };
     info!(
-        "rustkv stopped: requests in flight finished; {} keys ({} bytes) dropped with the \
-         process; served {} hits, {} misses, {} writes, {} deletes",
+        "rustkv stopped: requests in flight finished; {} keys ({} bytes) {fate}; served {} \
+         hits, {} misses, {} writes, {} deletes",
         stats.keys,
         stats.memory,
         stats.hits,

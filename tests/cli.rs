@@ -97,8 +97,16 @@ fn invalid_config_stops_startup_naming_the_key() {
 }
 
 fn serve_then_signal(signal: &str) {
+    serve_then_signal_with(signal, "");
+}
+
+/// Starts the binary with `extra` config, writes a key, signals it, checks it
+/// exits 0 with its stop logged; answers the log.
+fn serve_then_signal_with(signal: &str, extra: &str) -> Vec<String> {
     let port = free_port();
-    let config = write_config("[store]\ncapacity = 5\n[log]\nlevel = \"info\"\n");
+    let config = write_config(&format!(
+        "[store]\ncapacity = 5\n[log]\nlevel = \"info\"\n{extra}"
+    ));
     let mut child = Command::new(BINARY)
         .arg("--config")
         .arg(&config.0)
@@ -151,6 +159,44 @@ fn serve_then_signal(signal: &str) {
         log.iter().any(|line| line.contains("rustkv stopped")),
         "{log:#?}"
     );
+    log
+}
+
+/// With persistence on, a graceful stop syncs the logs before exit 0, and the next
+/// start finds what was written.
+#[test]
+fn sigterm_with_persistence_syncs_and_the_next_start_finds_the_data() {
+    let dir = std::env::temp_dir().join(format!("rustkv-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let extra = format!(
+        "[persistence]\nmode = \"aof\"\nfsync = \"no\"\ndir = \"{}\"\n",
+        dir.display()
+    );
+    let log = serve_then_signal_with("TERM", &extra);
+    assert!(
+        log.iter().any(|line| line.contains("(logs synced)")),
+        "{log:#?}"
+    );
+    let port = free_port();
+    let config = write_config(&extra);
+    let mut child = Command::new(BINARY)
+        .arg("--config")
+        .arg(&config.0)
+        .args(["--port", &port.to_string()])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_listening(port);
+    let found = http(
+        port,
+        "GET /kv/k HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(found.starts_with("HTTP/1.1 200"), "{found}");
+    assert!(found.contains("[1,2]"), "{found}");
 }
 
 #[test]

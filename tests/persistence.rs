@@ -466,3 +466,17 @@ fn a_directory_that_cannot_be_created_stops_start_up() {
         .expect("start-up stops");
     assert!(error.contains("plain-file"), "{error}");
 }
+
+/// A graceful stop syncs what the logs hold, even under `fsync = "no"`.
+#[test]
+fn a_graceful_stop_syncs_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Gate::default());
+    gate.set(true);
+    let toml = config(dir.path(), "fsync = \"no\"\n");
+    let server = TestServer::start_at(&toml, SystemTime::now(), Some(gate.hook()));
+    put(&server, "k", json!(1), "");
+    assert_eq!(gate.syncs.load(SeqCst), 0, "no syncs under \"no\"");
+    drop(server);
+    assert!(gate.syncs.load(SeqCst) >= 1, "the stop did not sync");
+}
