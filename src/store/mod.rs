@@ -411,3 +411,6 @@ mod tests;
 
 #[cfg(test)]
 mod race_tests;
+
+#[cfg(test)]
+mod journal_tests;

@@ -332,7 +332,7 @@ impl PartitionState {
     }
 
     fn remove(&mut self, slot: u32) -> Option<Entry> {
-        self.step_walk_past(slot);
+        self.step_walk_past(slot, false);
         let entry = self.lru.remove(slot)?;
         self.wheel.deschedule(slot);
         self.memory -= entry.charge();
@@ -342,15 +342,21 @@ impl PartitionState {
 
     /// Marks `slot` most recently used.
     fn touch(&mut self, slot: u32) {
-        self.step_walk_past(slot);
+        self.step_walk_past(slot, true);
         self.lru.touch(slot);
     }
 
     /// Keeps a snapshot walk's place when the entry under its cursor is about to
-    /// move or go: the cursor moves on to the next more recent entry first.
-    fn step_walk_past(&mut self, slot: u32) {
-        if let Some(walk) = self.walk.as_mut().filter(|walk| walk.cursor == slot) {
-            walk.cursor = self.lru.toward_head(slot);
+    /// move (`touched`) or go: the cursor moves on to the next more recent entry
+    /// first, and a touched entry, now the most recent, is visited last. Touching
+    /// the most recent entry moves nothing, so the cursor stays on it.
+    fn step_walk_past(&mut self, slot: u32, touched: bool) {
+        let Some(walk) = self.walk.as_mut().filter(|walk| walk.cursor == slot) else {
+            return;
+        };
+        let next = self.lru.toward_head(slot);
+        if !(touched && next == NIL) {
+            walk.cursor = next;
         }
     }
 
