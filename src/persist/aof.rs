@@ -6,7 +6,7 @@
 //! a fresh log, and starts one writer thread per partition.
 
 use std::{
-    sync::Arc,
+    sync::{Arc, atomic::Ordering::Relaxed},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -87,6 +87,7 @@ impl Persistence for Aof {
         )
         .map_err(|error| error.to_string())?;
         let epoch = old.as_ref().map_or(0, |m| m.epoch) + 1;
+        health.version_floor.store(epoch << EPOCH_SHIFT, Relaxed);
         for state in states.iter_mut() {
             state.raise_version(epoch << EPOCH_SHIFT);
             state.shared().counters.reset_activity();
@@ -299,18 +300,10 @@ fn report(
     });
     let counters = &health.counters;
     let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-    counters
-        .recovery_nanos
-        .store(nanos, std::sync::atomic::Ordering::Relaxed);
-    counters
-        .records_loaded
-        .store(total.records, std::sync::atomic::Ordering::Relaxed);
-    counters
-        .records_expired
-        .store(total.expired, std::sync::atomic::Ordering::Relaxed);
-    counters
-        .bytes_truncated
-        .store(total.truncated, std::sync::atomic::Ordering::Relaxed);
+    counters.recovery_nanos.store(nanos, Relaxed);
+    counters.records_loaded.store(total.records, Relaxed);
+    counters.records_expired.store(total.expired, Relaxed);
+    counters.bytes_truncated.store(total.truncated, Relaxed);
     let megabytes = total.bytes as f64 / 1e6;
     let rate = megabytes / took.as_secs_f64().max(1e-9);
     log::info!(

@@ -5,14 +5,20 @@
 //! written (temp, fsync, rename, fsync dir). Files it stops naming are deleted
 //! after that write, never before.
 
-use std::{io, sync::Mutex};
+use std::{
+    io,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
 
 use super::dir::{DataDir, Manifest, PartitionFiles};
 
 pub struct Layout {
     pub dir: DataDir,
     /// This run's epoch (folded into versions; in every new file's header).
-    pub epoch: u64,
+    epoch: AtomicU64,
     manifest: Mutex<Manifest>,
 }
 
@@ -20,9 +26,29 @@ impl Layout {
     pub fn new(dir: DataDir, manifest: Manifest) -> Layout {
         Layout {
             dir,
-            epoch: manifest.epoch,
+            epoch: AtomicU64::new(manifest.epoch),
             manifest: Mutex::new(manifest),
         }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Relaxed)
+    }
+
+    /// Moves to the next epoch, durably, if `seen` is still in `epoch` (another
+    /// writer may have moved already). Answers the epoch now in force.
+    pub fn next_epoch(&self, seen: u64) -> io::Result<u64> {
+        let mut manifest = self.manifest.lock().expect("not poisoned");
+        if manifest.epoch != seen {
+            return Ok(manifest.epoch);
+        }
+        manifest.epoch += 1;
+        if let Err(error) = self.dir.store_manifest(&manifest) {
+            manifest.epoch -= 1;
+            return Err(error);
+        }
+        self.epoch.store(manifest.epoch, Relaxed);
+        Ok(manifest.epoch)
     }
 
     /// The next unused file number of partition `index`.
@@ -89,6 +115,20 @@ pub fn snapshot_name(index: usize, generation: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_epoch_is_stored_once_per_epoch_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = DataDir::open(dir.path()).unwrap();
+        let mut manifest = Manifest::new([1, 2], 1);
+        manifest.epoch = 7;
+        let layout = Layout::new(data, manifest);
+        assert_eq!(layout.next_epoch(7).unwrap(), 8);
+        // A second writer that saw 7 too does not move it again.
+        assert_eq!(layout.next_epoch(7).unwrap(), 8);
+        assert_eq!(layout.epoch(), 8);
+        assert_eq!(layout.dir.load_manifest().unwrap().unwrap().epoch, 8);
+    }
 
     #[test]
     fn generations_count_on_from_the_highest_file() {

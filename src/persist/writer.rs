@@ -35,6 +35,7 @@ use crate::{
 
 use super::{
     SyncHook,
+    aof::EPOCH_SHIFT,
     layout::{self, Layout},
     record::{self, Cause, FileHeader, FileKind, Record},
     segment,
@@ -87,6 +88,8 @@ struct Round {
     last_seq: Option<u64>,
     /// The first change of the round not yet counted as written.
     first_seq: Option<u64>,
+    /// The highest version the round's records carry.
+    top_version: u64,
 }
 
 impl Writer {
@@ -125,6 +128,7 @@ impl Writer {
             buf: Vec::new(),
             last_seq: None,
             first_seq: None,
+            top_version: 0,
         };
         for item in items.drain(..) {
             match item {
@@ -142,6 +146,27 @@ impl Writer {
             self.sync_log(state);
         }
         self.settle(&mut round, state);
+        self.renew_epoch(round.top_version);
+    }
+
+    /// Moves every partition to a new epoch once any has used half of the current
+    /// one's 2^40 versions, so none can ever run into the next epoch's range (a
+    /// restart's, whose versions must be new). Stored before it is used.
+    fn renew_epoch(&self, top_version: u64) {
+        let epoch = self.layout.epoch();
+        if !runs_low(top_version, epoch) {
+            return;
+        }
+        match self.layout.next_epoch(epoch) {
+            Ok(next) => {
+                let floor = next << EPOCH_SHIFT;
+                self.health.version_floor.fetch_max(floor, Relaxed);
+                log::info!("partition {}: versions move on to epoch {next}", self.index);
+            }
+            Err(error) => {
+                log::warn!("cannot store a new epoch (retried on the next write): {error}")
+            }
+        }
     }
 
     fn encode(&mut self, seq: u64, change: &Change, round: &mut Round) {
@@ -149,12 +174,15 @@ impl Writer {
         round.last_seq = Some(seq);
         self.next_seq = seq + 1;
         let record = match change {
-            Change::Put(entry) => Record::Put {
-                key: entry.key_bytes(),
-                value: entry.value(),
-                version: entry.version(),
-                expires_at: entry.deadline().map(|at| self.clock.to_wall(at)),
-            },
+            Change::Put(entry) => {
+                round.top_version = round.top_version.max(entry.version());
+                Record::Put {
+                    key: entry.key_bytes(),
+                    value: entry.value(),
+                    version: entry.version(),
+                    expires_at: entry.deadline().map(|at| self.clock.to_wall(at)),
+                }
+            }
             Change::Remove(entry, cause) => Record::Remove {
                 key: entry.key_bytes(),
                 cause: match cause {
@@ -285,7 +313,7 @@ impl Writer {
         let header = FileHeader {
             kind,
             partition: self.index as u32,
-            epoch: self.layout.epoch,
+            epoch: self.layout.epoch(),
             first_seq: self.next_seq,
         };
         let file = segment::create(&self.layout.dir.file(name), &header)?;
@@ -398,4 +426,23 @@ struct Runtime {
     retry_at: Option<Instant>,
     /// The last change safe before the current fault: the lost range starts after it.
     lost_after: Option<u64>,
+}
+
+/// Whether `version` has used half of `epoch`'s range of versions.
+fn runs_low(version: u64, epoch: u64) -> bool {
+    version >= (epoch << EPOCH_SHIFT) + (1 << (EPOCH_SHIFT - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_runs_low_at_half_its_range() {
+        let half = 1u64 << (EPOCH_SHIFT - 1);
+        assert!(!runs_low((3 << EPOCH_SHIFT) + half - 1, 3));
+        assert!(runs_low((3 << EPOCH_SHIFT) + half, 3));
+        // A version of an older epoch (loaded at start-up) is not this epoch's.
+        assert!(!runs_low((2 << EPOCH_SHIFT) + half * 2 - 1, 3));
+    }
 }

@@ -88,6 +88,9 @@ pub struct Refused(pub String);
 pub struct WriteHealth {
     faulted: AtomicUsize,
     reason: Mutex<String>,
+    /// Versions handed out from now on are at least this (the current epoch's
+    /// base, see `persist::aof::EPOCH_SHIFT`); raised when an epoch runs low.
+    pub version_floor: AtomicU64,
     /// What the logs did, for `/metrics`.
     pub counters: LogCounters,
 }

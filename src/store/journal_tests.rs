@@ -225,3 +225,21 @@ fn touching_the_most_recent_entry_under_the_cursor_keeps_it_in_the_snapshot() {
     ];
     run(4, ops);
 }
+
+/// Versions jump to the store's version floor (a new epoch) at the next write.
+#[test]
+fn versions_follow_the_version_floor() {
+    let health = Arc::new(WriteHealth::default());
+    let outbox = Arc::new(Outbox::new(Arc::clone(&health), 0));
+    let mut real = state(10, u64::MAX / 2);
+    real.attach_journal(Journal::new(outbox));
+    assert_eq!(real.put(put("a", "1", None), 0).unwrap().version, 1);
+    health
+        .version_floor
+        .store(5 << 40, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(real.put(put("a", "2", None), 0).unwrap().version, 5 << 40);
+    assert_eq!(
+        real.put(put("b", "3", None), 0).unwrap().version,
+        (5 << 40) + 1
+    );
+}

@@ -159,6 +159,10 @@ impl PartitionState {
             });
         }
         self.version += 1;
+        if let Some(journal) = &self.journal {
+            let floor = journal.outbox().health.version_floor.load(Relaxed);
+            self.version = self.version.max(floor);
+        }
         let deadline = put
             .ttl
             .map_or(NEVER, |ttl| now.saturating_add(ttl).min(NEVER - 1));
