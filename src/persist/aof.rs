@@ -90,6 +90,12 @@ impl Persistence for Aof {
         for state in states.iter_mut() {
             state.raise_version(epoch << EPOCH_SHIFT);
         }
+        // A kill between creating a file and the manifest write that names it leaves
+        // an orphan; this run's files are numbered past it, or creating them (always
+        // `create_new`) would fail on its name at every start.
+        let on_disk = dir
+            .names()
+            .map_err(|error| format!("cannot list {}: {error}", dir.path().display()))?;
         let same_layout = old_files.len() == states.len();
         let mut manifest = Manifest::new(router.seed, states.len());
         manifest.epoch = epoch;
@@ -107,6 +113,7 @@ impl Persistence for Aof {
                 epoch,
                 next_seq,
                 kept,
+                &on_disk,
                 !same_layout,
                 state,
                 clock,
@@ -196,7 +203,8 @@ impl Aof {
 }
 
 /// The partition's files for this run: those kept (same layout) or a snapshot of
-/// what was loaded (new layout), plus a new, empty log that this run appends to.
+/// what was loaded (new layout), plus a new, empty log that this run appends to,
+/// numbered past every file of the partition in the directory (`on_disk`).
 #[allow(clippy::too_many_arguments)]
 fn fresh_files(
     dir: &DataDir,
@@ -204,11 +212,13 @@ fn fresh_files(
     epoch: u64,
     next_seq: u64,
     mut files: PartitionFiles,
+    on_disk: &[String],
     snapshot: bool,
     state: &PartitionState,
     clock: &StoreClock,
 ) -> std::io::Result<(PartitionFiles, Open)> {
-    let generation = layout::next_generation(&files, index);
+    let listed = files.snapshot.iter().chain(&files.logs);
+    let generation = layout::generation_after(listed.chain(on_disk).map(String::as_str), index);
     let header = |kind| FileHeader {
         kind,
         partition: index as u32,
