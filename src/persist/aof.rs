@@ -92,6 +92,14 @@ impl Persistence for Aof {
             state.raise_version(epoch << EPOCH_SHIFT);
             state.shared().counters.reset_activity();
         }
+        // A kill between creating a file and the manifest write that names it leaves
+        // an orphan, never part of the state: deleted here, and this run's files are
+        // numbered past it anyway, or creating them (always `create_new`) would fail
+        // on its name at every start if it could not be deleted.
+        let on_disk = dir
+            .names()
+            .map_err(|error| format!("cannot list {}: {error}", dir.path().display()))?;
+        remove_orphans(&dir, &on_disk, old_files);
         let same_layout = old_files.len() == states.len();
         let mut manifest = Manifest::new(router.seed, states.len());
         manifest.epoch = epoch;
@@ -100,7 +108,8 @@ impl Persistence for Aof {
             let old = old_files.get(index).cloned().unwrap_or_default();
             // Numbered past the old layout's files of the same index too, which
             // stay until the new manifest is stored.
-            let generation = layout::next_generation(&old, index);
+            let listed = old.snapshot.iter().chain(&old.logs).chain(&on_disk);
+            let generation = layout::generation_after(listed.map(String::as_str), index);
             let kept = if same_layout {
                 old
             } else {
@@ -271,6 +280,30 @@ fn write_snapshot(
     let file = file.into_inner().map_err(|error| error.into_error())?;
     file.sync_data()?;
     std::fs::rename(&temp, dir.file(name))
+}
+
+/// Deletes the data files the manifest does not name: left by a kill between
+/// creating them and the manifest write that would have named them, so nothing
+/// in them was ever acknowledged (a log is named before it takes records).
+fn remove_orphans(dir: &DataDir, on_disk: &[String], listed: &[PartitionFiles]) {
+    let named = |name: &str| {
+        listed.iter().any(|files| {
+            files.snapshot.as_deref() == Some(name) || files.logs.iter().any(|l| l == name)
+        })
+    };
+    let data_file = |name: &str| {
+        name.starts_with('p')
+            && (name.ends_with(".log") || name.ends_with(".snap") || name.ends_with(".snap.tmp"))
+    };
+    for name in on_disk
+        .iter()
+        .filter(|name| data_file(name) && !named(name))
+    {
+        match std::fs::remove_file(dir.file(name)) {
+            Ok(()) => log::warn!("deleted {name}: not in the manifest (left by a crash)"),
+            Err(error) => log::warn!("cannot delete {name}, left by a crash: {error}"),
+        }
+    }
 }
 
 /// Deletes the files of a layout that a new one replaced.

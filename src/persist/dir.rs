@@ -139,6 +139,13 @@ impl DataDir {
         self.sync()
     }
 
+    /// The names of the files in the directory, listed in the manifest or not.
+    pub fn names(&self) -> io::Result<Vec<String>> {
+        fs::read_dir(&self.path)?
+            .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+            .collect()
+    }
+
     /// Fsyncs the directory itself, making created, renamed and removed names durable.
     pub fn sync(&self) -> io::Result<()> {
         File::open(&self.path)?.sync_all()

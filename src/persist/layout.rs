@@ -95,8 +95,15 @@ impl Layout {
 
 /// One past the highest file number the partition's files carry (`p{i}-{n}.…`).
 pub fn next_generation(files: &PartitionFiles, index: usize) -> u64 {
+    let listed = files.snapshot.iter().chain(&files.logs);
+    generation_after(listed.map(String::as_str), index)
+}
+
+/// One past the highest file number of partition `index` among `names`, whatever
+/// they are (`.log`, `.snap`, `.snap.tmp`); 1 if none is the partition's.
+pub fn generation_after<'a>(names: impl IntoIterator<Item = &'a str>, index: usize) -> u64 {
     let prefix = format!("p{index}-");
-    let numbers = files.snapshot.iter().chain(&files.logs).filter_map(|name| {
+    let numbers = names.into_iter().filter_map(|name| {
         let rest = name.strip_prefix(&prefix)?;
         rest.split('.').next()?.parse::<u64>().ok()
     });
@@ -138,5 +145,20 @@ mod tests {
         };
         assert_eq!(next_generation(&files, 3), 13);
         assert_eq!(next_generation(&PartitionFiles::default(), 0), 1);
+    }
+
+    #[test]
+    fn generations_count_unlisted_files_too() {
+        // What a kill between creating files and the manifest write leaves behind.
+        let names = [
+            "MANIFEST",
+            "MANIFEST.tmp",
+            "p3-000004.log",
+            "p3-000009.snap.tmp",
+            "p30-000050.log",
+        ];
+        assert_eq!(generation_after(names, 3), 10);
+        assert_eq!(generation_after(names, 30), 51);
+        assert_eq!(generation_after(names, 4), 1);
     }
 }

@@ -269,6 +269,9 @@ impl Writer {
             );
             self.outbox.health.fault(reason.clone());
             self.health.counters.add_fault();
+        } else {
+            log::warn!("partition {}: retry failed: {reason}", self.index);
+            self.outbox.health.still_faulted(reason.clone());
         }
         state.fault = Some(reason);
         state.retry_at = Some(Instant::now() + self.retry_interval);
@@ -285,8 +288,8 @@ impl Writer {
         let generation = self.layout.next_generation(self.index);
         let log_name = layout::log_name(self.index, generation);
         let snapshot_name = layout::snapshot_name(self.index, generation);
+        let temp = format!("{snapshot_name}.tmp");
         let opened = self.open_file(&log_name, FileKind::Log).and_then(|log| {
-            let temp = format!("{snapshot_name}.tmp");
             let snapshot = self.open_file(&temp, FileKind::Snapshot)?;
             self.layout.add_log(self.index, &log_name)?;
             Ok((log, snapshot))
@@ -302,7 +305,11 @@ impl Writer {
                 });
             }
             Err(error) => {
+                // Both names come back at the next attempt (the manifest did not
+                // change): a file left under either would fail its `create_new`
+                // (EEXIST) at every retry, and the log would never heal.
                 let _ = std::fs::remove_file(self.layout.dir.file(&log_name));
+                let _ = std::fs::remove_file(self.layout.dir.file(&temp));
                 let reason = format!("cannot start a snapshot: {error}");
                 self.fault(reason, state);
             }

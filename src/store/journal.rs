@@ -170,6 +170,11 @@ impl WriteHealth {
         self.faulted.fetch_add(1, Relaxed);
     }
 
+    /// A faulted log failed again (a retry): the reason shown is the latest.
+    pub fn still_faulted(&self, reason: String) {
+        *self.reason.lock().expect("not poisoned") = reason;
+    }
+
     /// A faulted log is healthy again.
     pub fn heal(&self) {
         self.faulted.fetch_sub(1, Relaxed);

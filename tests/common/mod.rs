@@ -9,6 +9,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod contract;
+pub mod process;
 
 use std::{
     sync::{Arc, mpsc},
