@@ -7,10 +7,12 @@
 
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
+mod walk;
+
 use super::{
     entry::{Entry, NEVER},
-    journal::{Cause, Change, Durable, Item, Journal},
-    lru::{Lru, NIL},
+    journal::{Cause, Change, Durable, Journal},
+    lru::Lru,
     messages::{Delete, PreconditionFailed, Put, Written},
     shared::Shared,
     stats::{Counters, PartitionStats},
@@ -48,18 +50,7 @@ pub struct PartitionState {
     /// Where changes are recorded when persistence is on.
     journal: Option<Journal>,
     /// A snapshot being walked, chunk by chunk, between messages.
-    walk: Option<Walk>,
-}
-
-/// A snapshot walk over the LRU list, from least to most recently used.
-#[derive(Clone, Copy, Debug)]
-struct Walk {
-    /// The next slot to visit (`NIL` when done). Moved on before its entry is
-    /// touched or removed, so the walk never loses its place.
-    cursor: u32,
-    /// The last version given out when the walk started: newer entries are in the
-    /// new log and need not be in the snapshot.
-    upto: u64,
+    walk: Option<walk::Walk>,
 }
 
 impl PartitionState {
@@ -350,20 +341,6 @@ impl PartitionState {
         self.lru.touch(slot);
     }
 
-    /// Keeps a snapshot walk's place when the entry under its cursor is about to
-    /// move (`touched`) or go: the cursor moves on to the next more recent entry
-    /// first, and a touched entry, now the most recent, is visited last. Touching
-    /// the most recent entry moves nothing, so the cursor stays on it.
-    fn step_walk_past(&mut self, slot: u32, touched: bool) {
-        let Some(walk) = self.walk.as_mut().filter(|walk| walk.cursor == slot) else {
-            return;
-        };
-        let next = self.lru.toward_head(slot);
-        if !(touched && next == NIL) {
-            walk.cursor = next;
-        }
-    }
-
     fn schedule(&mut self, slot: u32, deadline: u64) {
         if deadline == NEVER {
             self.wheel.deschedule(slot);
@@ -379,55 +356,6 @@ impl PartitionState {
             self.evict(slot, Removal::Expired);
         }
         self.expired = expired;
-    }
-
-    /// Starts a snapshot: the log switches to a new file here, and `snapshot_step`
-    /// then hands the live entries over in chunks. False if one is under way or
-    /// there is no journal.
-    pub fn start_snapshot(&mut self) -> bool {
-        if self.walk.is_some() {
-            return false;
-        }
-        let Some(journal) = &mut self.journal else {
-            return false;
-        };
-        journal.control(Item::SnapshotStart);
-        self.walk = Some(Walk {
-            cursor: self.lru.tail(),
-            upto: self.version,
-        });
-        true
-    }
-
-    pub fn snapshot_in_progress(&self) -> bool {
-        self.walk.is_some()
-    }
-
-    /// Walks up to `budget` entries of the snapshot under way and queues them; at
-    /// the end, closes the snapshot. Answers whether more remains.
-    pub fn snapshot_step(&mut self, budget: usize) -> bool {
-        let (Some(walk), Some(journal)) = (&mut self.walk, &mut self.journal) else {
-            return false;
-        };
-        let mut chunk = Vec::with_capacity(budget.min(self.lru.len()));
-        for _ in 0..budget {
-            let Some(entry) = self.lru.get(walk.cursor) else {
-                break;
-            };
-            if entry.version() <= walk.upto {
-                chunk.push(entry.clone());
-            }
-            walk.cursor = self.lru.toward_head(walk.cursor);
-        }
-        if !chunk.is_empty() {
-            journal.control(Item::SnapshotChunk(chunk));
-        }
-        if walk.cursor != NIL {
-            return true;
-        }
-        journal.control(Item::SnapshotEnd);
-        self.walk = None;
-        false
     }
 
     fn drain_reads(&mut self) {

@@ -1,0 +1,82 @@
+//! Snapshots walked in steps: the live entries of a partition handed to its
+//! journal least recently used first, a chunk between two messages, while writes
+//! go on. The walk keeps its place through the cursor, which moves on before the
+//! entry under it is touched or removed.
+
+use super::{super::journal::Item, super::lru::NIL, PartitionState};
+
+/// A snapshot walk over the LRU list, from least to most recently used.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Walk {
+    /// The next slot to visit (`NIL` when done). Moved on before its entry is
+    /// touched or removed, so the walk never loses its place.
+    cursor: u32,
+    /// The last version given out when the walk started: newer entries are in the
+    /// new log and need not be in the snapshot.
+    upto: u64,
+}
+
+impl PartitionState {
+    /// Starts a snapshot: the log switches to a new file here, and `snapshot_step`
+    /// then hands the live entries over in chunks. False if one is under way or
+    /// there is no journal.
+    pub fn start_snapshot(&mut self) -> bool {
+        if self.walk.is_some() {
+            return false;
+        }
+        let Some(journal) = &mut self.journal else {
+            return false;
+        };
+        journal.control(Item::SnapshotStart);
+        self.walk = Some(Walk {
+            cursor: self.lru.tail(),
+            upto: self.version,
+        });
+        true
+    }
+
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.walk.is_some()
+    }
+
+    /// Walks up to `budget` entries of the snapshot under way and queues them; at
+    /// the end, closes the snapshot. Answers whether more remains.
+    pub fn snapshot_step(&mut self, budget: usize) -> bool {
+        let (Some(walk), Some(journal)) = (&mut self.walk, &mut self.journal) else {
+            return false;
+        };
+        let mut chunk = Vec::with_capacity(budget.min(self.lru.len()));
+        for _ in 0..budget {
+            let Some(entry) = self.lru.get(walk.cursor) else {
+                break;
+            };
+            if entry.version() <= walk.upto {
+                chunk.push(entry.clone());
+            }
+            walk.cursor = self.lru.toward_head(walk.cursor);
+        }
+        if !chunk.is_empty() {
+            journal.control(Item::SnapshotChunk(chunk));
+        }
+        if walk.cursor != NIL {
+            return true;
+        }
+        journal.control(Item::SnapshotEnd);
+        self.walk = None;
+        false
+    }
+
+    /// Keeps a snapshot walk's place when the entry under its cursor is about to
+    /// move (`touched`) or go: the cursor moves on to the next more recent entry
+    /// first, and a touched entry, now the most recent, is visited last. Touching
+    /// the most recent entry moves nothing, so the cursor stays on it.
+    pub(super) fn step_walk_past(&mut self, slot: u32, touched: bool) {
+        let Some(walk) = self.walk.as_mut().filter(|walk| walk.cursor == slot) else {
+            return;
+        };
+        let next = self.lru.toward_head(slot);
+        if !(touched && next == NIL) {
+            walk.cursor = next;
+        }
+    }
+}
