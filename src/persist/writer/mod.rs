@@ -20,7 +20,7 @@
 
 use std::{
     fs::File,
-    io::{self, Write},
+    io::Write,
     sync::{Arc, atomic::Ordering::Relaxed},
     time::{Duration, Instant},
 };
@@ -33,12 +33,13 @@ use crate::{
     },
 };
 
+mod snapshot;
+
 use super::{
     SyncHook,
     aof::EPOCH_SHIFT,
-    layout::{self, Layout},
-    record::{self, Cause, FileHeader, FileKind, Record},
-    segment,
+    layout::Layout,
+    record::{self, Cause, Record},
 };
 
 /// Bytes encoded before they are written, while a round or a snapshot chunk runs.
@@ -71,15 +72,6 @@ pub struct Writer {
     pub log_bytes: u64,
     /// The next change number, for a new file's header.
     pub next_seq: u64,
-}
-
-/// A snapshot being written between `SnapshotStart` and `SnapshotEnd`.
-struct Snapshot {
-    open: Open,
-    /// The name the finished file gets.
-    name: String,
-    /// The new log that goes with it.
-    log: String,
 }
 
 /// How one round went.
@@ -277,125 +269,6 @@ impl Writer {
         state.retry_at = Some(Instant::now() + self.retry_interval);
     }
 
-    fn start_snapshot(&mut self, round: &mut Round, state: &mut Runtime) {
-        // The old log gets everything before this point, synced: it is never
-        // appended to again.
-        self.flush(round, state);
-        if state.dirty {
-            self.sync_log(state);
-        }
-        self.settle(round, state);
-        let generation = self.layout.next_generation(self.index);
-        let log_name = layout::log_name(self.index, generation);
-        let snapshot_name = layout::snapshot_name(self.index, generation);
-        let temp = format!("{snapshot_name}.tmp");
-        let opened = self.open_file(&log_name, FileKind::Log).and_then(|log| {
-            let snapshot = self.open_file(&temp, FileKind::Snapshot)?;
-            self.layout.add_log(self.index, &log_name)?;
-            Ok((log, snapshot))
-        });
-        match opened {
-            Ok((log, snapshot)) => {
-                self.log_bytes = 0;
-                self.log = Some(log);
-                state.snapshot = Some(Snapshot {
-                    open: snapshot,
-                    name: snapshot_name,
-                    log: log_name,
-                });
-            }
-            Err(error) => {
-                // Both names come back at the next attempt (the manifest did not
-                // change): a file left under either would fail its `create_new`
-                // (EEXIST) at every retry, and the log would never heal.
-                let _ = std::fs::remove_file(self.layout.dir.file(&log_name));
-                let _ = std::fs::remove_file(self.layout.dir.file(&temp));
-                let reason = format!("cannot start a snapshot: {error}");
-                self.fault(reason, state);
-            }
-        }
-    }
-
-    pub fn open_file(&self, name: &str, kind: FileKind) -> io::Result<Open> {
-        let header = FileHeader {
-            kind,
-            partition: self.index as u32,
-            epoch: self.layout.epoch(),
-            first_seq: self.next_seq,
-        };
-        let file = segment::create(&self.layout.dir.file(name), &header)?;
-        Ok(Open {
-            file,
-            name: name.to_owned(),
-            bytes: record::HEADER_BYTES as u64,
-        })
-    }
-
-    fn snapshot_chunk(&mut self, entries: &[crate::store::Entry], state: &mut Runtime) {
-        let Some(snapshot) = &mut state.snapshot else {
-            return;
-        };
-        let mut buf = Vec::with_capacity(FLUSH_BYTES);
-        for entry in entries {
-            let record = Record::Put {
-                key: entry.key_bytes(),
-                value: entry.value(),
-                version: entry.version(),
-                expires_at: entry.deadline().map(|at| self.clock.to_wall(at)),
-            };
-            record::encode(&record, &mut buf);
-        }
-        if let Err(error) = snapshot.open.file.write_all(&buf) {
-            let reason = format!("cannot write snapshot {}: {error}", snapshot.open.name);
-            self.fault(reason, state);
-            return;
-        }
-        snapshot.open.bytes += buf.len() as u64;
-        self.health.counters.add_bytes(buf.len() as u64);
-    }
-
-    /// Makes the finished snapshot and its log the partition's whole state.
-    fn finish_snapshot(&mut self, round: &mut Round, state: &mut Runtime) {
-        let Some(snapshot) = state.snapshot.take() else {
-            return;
-        };
-        // The new log's records so far go with it.
-        self.flush(round, state);
-        let finished = (self.sync)(&snapshot.open.file)
-            .and_then(|()| {
-                let dir = &self.layout.dir;
-                std::fs::rename(dir.file(&snapshot.open.name), dir.file(&snapshot.name))
-            })
-            .and_then(|()| {
-                self.layout
-                    .replace(self.index, &snapshot.name, &snapshot.log)
-            });
-        match finished {
-            Ok(()) => {
-                self.health.counters.add_rewrite();
-                log::info!(
-                    "partition {}: snapshot {} written ({} bytes); log restarted",
-                    self.index,
-                    snapshot.name,
-                    snapshot.open.bytes
-                );
-                if let Some(reason) = state.fault.take() {
-                    log::info!(
-                        "partition {}: log healthy again after: {reason}",
-                        self.index
-                    );
-                    self.outbox.health.heal();
-                    state.lost_after = None;
-                }
-            }
-            Err(error) => {
-                let _ = std::fs::remove_file(self.layout.dir.file(&snapshot.open.name));
-                let reason = format!("cannot finish snapshot {}: {error}", snapshot.name);
-                self.fault(reason, state);
-            }
-        }
-    }
-
     /// After a round: everysec syncs, the final sync, compaction and retries.
     fn housekeeping(&mut self, state: &mut Runtime, last: bool) {
         let due = state.last_sync.elapsed() >= Duration::from_secs(1);
@@ -424,7 +297,7 @@ impl Writer {
 
 /// What changes between rounds.
 struct Runtime {
-    snapshot: Option<Snapshot>,
+    snapshot: Option<snapshot::Snapshot>,
     /// Why the log is faulted, if it is.
     fault: Option<String>,
     last_sync: Instant,
