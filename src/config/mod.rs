@@ -226,6 +226,14 @@ impl Config {
         self.store.validate()?;
         self.persistence
             .validate(self.store.resolved_partitions())?;
+        let largest_record = store_record_bytes(&self.store);
+        check(
+            !self.persistence.enabled()
+                || largest_record <= crate::persist::record::MAX_RECORD_BYTES as u64,
+            "store.max_value_bytes",
+            self.store.max_value_bytes,
+            "with persistence on, a key and value must fit in a log record (128 MiB)",
+        )?;
         self.auth.resolve()?;
         let store = &self.store;
         // A PyRustKV insert body carries the key and the value plus a little JSON.
@@ -376,6 +384,12 @@ impl StoreConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
         (self.capacity / MIN_AUTO_PARTITION_CAPACITY).clamp(1, cores) as usize
     }
+}
+
+/// The largest log record a write can make: the value, the key and the record's
+/// own fields.
+fn store_record_bytes(store: &StoreConfig) -> u64 {
+    store.max_value_bytes.as_u64() + store.max_key_bytes as u64 + 64
 }
 
 fn check(

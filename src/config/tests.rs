@@ -82,10 +82,29 @@ fn invalid_values_name_their_key() {
             "[auth]\ntoken_file = \"/nonexistent/token\"",
             "/nonexistent/token",
         ),
+        (
+            "[persistence]\nmode = \"aof\"\n[store]\nmax_value_bytes = \"200MiB\"\nmax_memory = \"4GiB\"\n[server]\nmax_body = \"300MiB\"",
+            "store.max_value_bytes",
+        ),
+        (
+            "[persistence]\nmode = \"aof\"\n[store]\npartitions = 300\n",
+            "store.partitions",
+        ),
+        (
+            "[persistence]\nrewrite_percentage = 5",
+            "persistence.rewrite_percentage",
+        ),
+        (
+            "[persistence]\nretry_interval = \"1ms\"",
+            "persistence.retry_interval",
+        ),
+        ("[persistence]\nmode = \"rdb\"", "mode"),
     ];
     for (text, key) in cases {
-        let config = Config::parse(text).unwrap();
-        let error = config.validate().unwrap_err().to_string();
+        let error = match Config::parse(text) {
+            Ok(config) => config.validate().unwrap_err().to_string(),
+            Err(error) => error.to_string(),
+        };
         assert!(error.contains(key), "{text}: {error}");
     }
 }
