@@ -9,6 +9,13 @@ empty (VmRSS from /proc), per key, and the ratio.
 
     python3 benches/memory_vs_redis.py            # 1,000,000 keys
     python3 benches/memory_vs_redis.py --keys 100000 --skip-redis
+    python3 benches/memory_vs_redis.py --persistence --skip-redis
+
+With --persistence, RustKV is measured with [persistence] mode "off" and "aof" (fsync
+everysec, data under target/bench-data/memory on the real disk), the latter also after a
+graceful stop and a restart that replays the log: persistence should add no memory per
+key (the log writer holds no copy of the data; the page cache holding the files is not
+in the process's RSS and is not counted).
 
 Needs `cargo build --release` first and redis-server (apt-get install redis-server;
 the script installs it if missing). Everything runs on 127.0.0.1.
@@ -27,6 +34,7 @@ from load import free_port, wait_port  # noqa: E402  (benches/load.py)
 
 VALUE = b'{"name":"Alice","age":30,"tags":["a","b"]}'
 BATCH = 512
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def rss_bytes(pid):
@@ -108,7 +116,9 @@ def redis_request(index):
     return b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(VALUE), VALUE)
 
 
-def measure(name, command, port, keys, make_request, count_replies):
+def measure(name, command, port, keys, make_request, count_replies, restart=False):
+    """Bytes per key after loading; with `restart`, also after a graceful stop and a
+    start that reloads them from disk (against the same empty baseline)."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port)
@@ -121,11 +131,53 @@ def measure(name, command, port, keys, make_request, count_replies):
         loaded = rss_bytes(process.pid)
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        process.wait(timeout=60)
     per_key = (loaded - empty) / keys
-    print(f"{name:8} empty {empty / 2**20:7.1f} MiB  loaded {loaded / 2**20:7.1f} MiB  "
-          f"{per_key:6.1f} bytes/key  (load took {took:.1f} s)")
-    return per_key
+    print(f"{name:12} empty {empty / 2**20:7.1f} MiB  loaded {loaded / 2**20:7.1f} MiB  "
+          f"{per_key:6.1f} bytes/key  (load took {took:.1f} s)", flush=True)
+    if not restart:
+        return per_key, None
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, timeout=300, process=process)  # RustKV listens once recovered
+        time.sleep(1.0)
+        reloaded = rss_bytes(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    after = (reloaded - empty) / keys
+    print(f"{name:12} restarted: loaded {reloaded / 2**20:7.1f} MiB  {after:6.1f} bytes/key "
+          f"(against the empty RSS above)", flush=True)
+    return per_key, after
+
+
+def rustkv_config(port, keys, persistence=""):
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
+        config.write(f'[server]\nport = {port}\nworkers = 1\n[store]\ncapacity = {keys * 2}\n'
+                     f'max_memory = "8GiB"\n[log]\nlevel = "warn"\n{persistence}')
+    return config.name
+
+
+def persistence_cost(args):
+    """RustKV's bytes per key with persistence off, and with aof (everysec) after the
+    PUTs and after a restart that replays them."""
+    port = free_port()
+    config = rustkv_config(port, args.keys)
+    off, _ = measure("rustkv off", [args.binary, "--config", config], port, args.keys,
+                     rustkv_request, http_replies)
+    os.unlink(config)
+    data = os.path.join(args.data, "rustkv")
+    shutil.rmtree(data, ignore_errors=True)
+    os.makedirs(data)
+    port = free_port()
+    config = rustkv_config(port, args.keys, f'[persistence]\nmode = "aof"\ndir = "{data}"\n'
+                           f'fsync = "everysec"\n')
+    aof, restarted = measure("rustkv aof", [args.binary, "--config", config], port,
+                             args.keys, rustkv_request, http_replies, restart=True)
+    os.unlink(config)
+    print(f"aof / off: {aof / off:.2f} after the PUTs, {restarted / off:.2f} after the "
+          f"restart (1.00 means persistence adds no memory per key)")
+    return off
 
 
 def main():
@@ -133,15 +185,20 @@ def main():
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--binary", default="target/release/rustkv")
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--persistence", action="store_true",
+                        help="RustKV also with mode = \"aof\", and after a restart")
+    parser.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data", "memory"),
+                        help="the aof data directory's parent (a real disk)")
     args = parser.parse_args()
 
-    port = free_port()
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
-        config.write(f'[server]\nport = {port}\nworkers = 1\n[store]\ncapacity = {args.keys * 2}\n'
-                     f'max_memory = "8GiB"\n[log]\nlevel = "warn"\n')
-    ours = measure("rustkv", [args.binary, "--config", config.name], port,
-                   args.keys, rustkv_request, http_replies)
-    os.unlink(config.name)
+    if args.persistence:
+        ours = persistence_cost(args)
+    else:
+        port = free_port()
+        config = rustkv_config(port, args.keys)
+        ours, _ = measure("rustkv", [args.binary, "--config", config], port,
+                          args.keys, rustkv_request, http_replies)
+        os.unlink(config)
     if args.skip_redis:
         return
     if not shutil.which("redis-server"):
@@ -150,9 +207,9 @@ def main():
         subprocess.run(["apt-get", "install", "-y", "-qq", "redis-server"], check=True)
     port = free_port()
     version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
-    theirs = measure(f"redis {version.split('=')[-1]}",
-                     ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                      "--appendonly", "no"], port, args.keys, redis_request, resp_replies)
+    theirs, _ = measure(f"redis {version.split('=')[-1]}",
+                        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save",
+                         "", "--appendonly", "no"], port, args.keys, redis_request, resp_replies)
     print(f"ratio rustkv / redis: {ours / theirs:.2f} (<= 1.00 means RustKV needs no more memory per key)")
 
 
