@@ -53,13 +53,18 @@ def send(conn, method, path, body):
         raise SystemExit(f"{method} {path} answered {response.status}")
 
 
-def count(kind, metrics_on, requests, tmp):
-    """Instructions the HTTP worker thread runs to serve `requests` requests of `kind`."""
+def count(kind, metrics_on, requests, tmp, persistence=False):
+    """Instructions the HTTP worker thread runs to serve `requests` requests of `kind`,
+    and those of all threads (with persistence on, the log writer's too)."""
     port = free_port()
     config = os.path.join(tmp, "rustkv.toml")
+    data = os.path.join(tmp, "data")
+    shutil.rmtree(data, ignore_errors=True)
     with open(config, "w") as file:
         file.write(f'[server]\nport = {port}\nworkers = 1\n\n[store]\ntick = "10s"\n\n'
                    f"[metrics]\nrequests = {str(metrics_on).lower()}\n")
+        if persistence:
+            file.write(f'[persistence]\nmode = "aof"\nfsync = "everysec"\ndir = "{data}"\n')
     out = os.path.join(tmp, "callgrind.out")
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}", BINARY, "--config", config],
@@ -84,8 +89,9 @@ def count(kind, metrics_on, requests, tmp):
         per_thread.append(int(totals.group(1)))
         os.remove(path)
     # The HTTP worker (which also runs the partition actors) does nearly all the work;
-    # the other threads (accept loop, signals) only add run-length noise.
-    return max(per_thread)
+    # the other threads (accept loop, signals) only add run-length noise, but the log
+    # writer's work is counted in the total.
+    return max(per_thread), sum(per_thread)
 
 
 def main():
@@ -95,6 +101,8 @@ def main():
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--binary", help="measure this rustkv binary instead of building one "
                         "(e.g. an older commit's, for a before/after)")
+    parser.add_argument("--persistence", action="store_true",
+                        help="compare persistence off and aof/everysec (metrics on) instead")
     args = parser.parse_args()
     global BINARY
     if not shutil.which("valgrind"):
@@ -109,16 +117,20 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds.split(","):
             per_request = {}
-            for metrics_on in (False, True):
-                low = count(kind, metrics_on, n, tmp)
-                high = count(kind, metrics_on, 2 * n, tmp)
-                per_request[metrics_on] = (high - low) / n
-                log(f"{kind} metrics {'on' if metrics_on else 'off'}: {per_request[metrics_on]:,.0f} "
-                    f"instructions per request ({low:,} for {n}, {high:,} for {2 * n})")
-            off, on = per_request[False], per_request[True]
-            results[kind] = {"off": round(off), "on": round(on), "ratio": round(on / off, 4)}
-            print(f"{kind}: {off:,.0f} -> {on:,.0f} instructions per request with metrics "
-                  f"(on / off = {on / off:.4f}, +{on - off:,.0f})", flush=True)
+            axis = "persistence" if args.persistence else "metrics"
+            for on in (False, True):
+                metrics_on, persistence = (True, on) if args.persistence else (on, False)
+                low = count(kind, metrics_on, n, tmp, persistence)
+                high = count(kind, metrics_on, 2 * n, tmp, persistence)
+                per_request[on] = [(h - l) / n for h, l in zip(high, low)]
+                log(f"{kind} {axis} {'on' if on else 'off'}: {per_request[on][0]:,.0f} "
+                    f"instructions per request on the worker, {per_request[on][1]:,.0f} on all threads")
+            (off, off_all), (on, on_all) = per_request[False], per_request[True]
+            results[kind] = {"off": round(off), "on": round(on), "ratio": round(on / off, 4),
+                             "all_off": round(off_all), "all_on": round(on_all)}
+            print(f"{kind}: {off:,.0f} -> {on:,.0f} instructions per request on the worker with "
+                  f"{axis} (on / off = {on / off:.4f}, +{on - off:,.0f}); all threads "
+                  f"{off_all:,.0f} -> {on_all:,.0f} ({on_all / off_all:.4f})", flush=True)
     print(json.dumps(results))
 
 

@@ -20,6 +20,7 @@ use std::sync::{
 
 use tokio::sync::watch;
 
+pub use super::durable::Durable;
 use super::entry::Entry;
 
 /// Why a key left the partition.
@@ -64,6 +65,8 @@ pub struct Progress {
     /// the last fault is kept: a waiter is woken by a fault long before the log
     /// heals and faults again.
     pub lost: (u64, u64),
+    /// The writer has stopped: what it has not acked, it never will.
+    pub stopped: bool,
 }
 
 impl Progress {
@@ -71,8 +74,10 @@ impl Progress {
     pub fn outcome(&self, seq: u64) -> Option<bool> {
         if seq > self.lost.0 && seq <= self.lost.1 {
             Some(false)
+        } else if seq <= self.acked {
+            Some(true)
         } else {
-            (seq <= self.acked).then_some(true)
+            self.stopped.then_some(false)
         }
     }
 }
@@ -213,6 +218,7 @@ impl Outbox {
         let progress = Progress {
             acked: first_seq,
             lost: (0, 0),
+            stopped: false,
         };
         Self {
             queue: Mutex::new(Queue {
@@ -232,8 +238,9 @@ impl Outbox {
         self.queue.lock().expect("not poisoned")
     }
 
-    /// Queues `items` (changes numbered here); answers the last change's number.
-    fn push(&self, items: impl Iterator<Item = Pending>) -> u64 {
+    /// Queues `items` (changes numbered here); answers the last change's number,
+    /// and whether the queue was empty (the writer may be asleep: see `wake`).
+    fn push(&self, items: impl Iterator<Item = Pending>) -> (u64, bool) {
         let mut queue = self.lock();
         let was_empty = queue.items.is_empty();
         for pending in items {
@@ -249,12 +256,14 @@ impl Outbox {
             }
             queue.items.push(item);
         }
-        let seq = queue.seq;
-        drop(queue);
-        if was_empty {
-            self.ready.notify_one();
-        }
-        seq
+        (queue.seq, was_empty)
+    }
+
+    /// Wakes the writer if it waits. Separate from `push` so that the actor can
+    /// wake it once for all the writes of an event-loop pass (a wake is a futex
+    /// call, and a writer woken per write writes one record per `write(2)`).
+    pub fn wake(&self) {
+        self.ready.notify_one();
     }
 
     /// The writer's side: waits up to `timeout` for items and moves them into
@@ -304,6 +313,11 @@ impl Outbox {
     pub fn progress(&self) -> Progress {
         *self.progress.borrow()
     }
+
+    /// A receiver that sees every change of the progress.
+    pub fn subscribe(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
 }
 
 /// An item the actor has made but not yet handed over.
@@ -319,6 +333,8 @@ enum Pending {
 pub struct Journal {
     outbox: Arc<Outbox>,
     pending: Vec<Pending>,
+    /// The queue went from empty to not since the writer was last woken.
+    wake_due: bool,
 }
 
 impl Journal {
@@ -326,7 +342,13 @@ impl Journal {
         Self {
             outbox,
             pending: Vec::new(),
+            wake_due: false,
         }
+    }
+
+    /// Whether the writer must be woken for what was committed (once).
+    pub fn take_wake(&mut self) -> bool {
+        std::mem::take(&mut self.wake_due)
     }
 
     pub fn outbox(&self) -> &Arc<Outbox> {
@@ -342,7 +364,8 @@ impl Journal {
     }
 
     /// Hands over what this message changed. The ticket covers all of it (and
-    /// everything before), or is `None` if nothing changed.
+    /// everything before), or is `None` if nothing changed. The writer is not
+    /// woken here: see `take_wake`.
     pub fn commit(&mut self) -> Option<Durable> {
         if self.pending.is_empty() {
             return None;
@@ -351,37 +374,8 @@ impl Journal {
             .pending
             .iter()
             .any(|pending| matches!(pending, Pending::Change(_)));
-        let seq = self.outbox.push(self.pending.drain(..));
-        changed.then(|| Durable {
-            seq,
-            progress: self.outbox.progress.subscribe(),
-        })
-    }
-}
-
-/// A write's claim on its record being safe.
-#[derive(Debug)]
-pub struct Durable {
-    seq: u64,
-    progress: watch::Receiver<Progress>,
-}
-
-impl Durable {
-    /// Waits until the change is safe, or answers why it never will be.
-    pub async fn wait(mut self) -> Result<(), Refused> {
-        let seq = self.seq;
-        let settled = self
-            .progress
-            .wait_for(|progress| progress.outcome(seq).is_some())
-            .await
-            .map(|progress| progress.outcome(seq));
-        match settled {
-            Ok(Some(true)) => Ok(()),
-            Ok(_) => Err(Refused(
-                "the write was applied in memory but its log failed; it may be lost on restart"
-                    .into(),
-            )),
-            Err(_) => Err(Refused("the log writer has stopped".into())),
-        }
+        let (seq, was_empty) = self.outbox.push(self.pending.drain(..));
+        self.wake_due |= was_empty;
+        changed.then(|| Durable::new(seq, Arc::clone(&self.outbox)))
     }
 }

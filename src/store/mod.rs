@@ -9,6 +9,7 @@
 //! `partition` (the actor), `messages` (its API), `stats`, `clock`.
 
 mod clock;
+mod durable;
 mod entry;
 mod handle;
 pub mod journal;

@@ -17,7 +17,7 @@ use actix::{Actor, AsyncContext, Context, Handler};
 
 use super::{
     clock::StoreClock,
-    journal::Refused,
+    journal::{Durable, Outbox, Refused},
     messages::{Applied, Delete, Put, WriteError, Written},
     state::PartitionState,
 };
@@ -90,8 +90,19 @@ impl Partition {
             return Err(refused);
         }
         let result = self.change(write);
-        let durable = self.state.commit();
+        let durable = self.commit();
         Ok((result?, durable))
+    }
+
+    /// Hands the changes to the journal, and has its writer woken at the end of
+    /// this event-loop pass: one wake, and one `write(2)`, for all the writes the
+    /// pass brings, instead of one per write.
+    fn commit(&mut self) -> Option<Durable> {
+        let durable = self.state.commit();
+        if let Some(outbox) = self.state.wake_due() {
+            wake_after_this_pass(outbox);
+        }
+        durable
     }
 
     /// Starts a snapshot if the log writer asked for one.
@@ -123,7 +134,7 @@ impl Handler<SnapshotStep> for Partition {
             return;
         }
         let more = self.change(|state, _| state.snapshot_step(SNAPSHOT_STEP));
-        self.state.commit();
+        self.commit();
         if more {
             ctx.notify(SnapshotStep);
         }
@@ -158,7 +169,7 @@ impl Actor for Partition {
         ctx.run_interval(self.tick, |partition, ctx| {
             partition.change(|state, now| state.tick(now));
             partition.snapshot_if_asked(ctx);
-            partition.state.commit();
+            partition.commit();
             // Removed skiplist nodes are freed by crossbeam-epoch only once enough
             // garbage has piled up; nudge it so memory returns promptly when idle.
             crossbeam::epoch::pin().flush();
@@ -179,5 +190,26 @@ impl Handler<Delete> for Partition {
 
     fn handle(&mut self, delete: Delete, _: &mut Self::Context) -> Self::Result {
         self.write(|state, now| state.delete(&delete, now))
+    }
+}
+
+thread_local! {
+    /// Writers to wake at the end of this thread's event-loop pass.
+    static TO_WAKE: std::cell::RefCell<Vec<Arc<Outbox>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Wakes `outbox`'s writer once the tasks already runnable on this thread have
+/// run (the actor's mailbox among them): a task spawned now runs after them.
+fn wake_after_this_pass(outbox: &Arc<Outbox>) {
+    let first = TO_WAKE.with(|to_wake| {
+        let mut to_wake = to_wake.borrow_mut();
+        to_wake.push(Arc::clone(outbox));
+        to_wake.len() == 1
+    });
+    if first {
+        actix::spawn(async {
+            let outboxes = TO_WAKE.with(|to_wake| std::mem::take(&mut *to_wake.borrow_mut()));
+            outboxes.iter().for_each(|outbox| outbox.wake());
+        });
     }
 }

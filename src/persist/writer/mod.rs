@@ -87,6 +87,8 @@ struct Round {
 impl Writer {
     /// Runs until the outbox is closed and drained; the final round is synced.
     pub fn run(mut self) {
+        // Whatever ends this thread, even a panic, writes waiting on it are told.
+        let _stopped = Stopped(Arc::clone(&self.outbox));
         let mut items = Vec::new();
         let mut state = Runtime {
             snapshot: None,
@@ -292,6 +294,15 @@ impl Writer {
         if self.log_bytes > threshold {
             self.outbox.request_snapshot();
         }
+    }
+}
+
+/// Publishes that the writer stopped when dropped.
+struct Stopped(Arc<Outbox>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.publish(|progress| progress.stopped = true);
     }
 }
 

@@ -88,6 +88,12 @@ impl PartitionState {
         self.journal.as_mut().and_then(Journal::commit)
     }
 
+    /// The outbox whose writer must be woken for what was committed, once.
+    pub fn wake_due(&mut self) -> Option<&Arc<super::journal::Outbox>> {
+        let journal = self.journal.as_mut()?;
+        journal.take_wake().then(|| journal.outbox())
+    }
+
     fn record(&mut self, change: impl FnOnce() -> Change) {
         if let Some(journal) = &mut self.journal {
             journal.record(change());
