@@ -172,10 +172,44 @@ impl PartitionState {
     /// Loads an entry read back from a log or snapshot, with its own version and
     /// deadline, as the most recently used. Recorded nowhere.
     pub fn restore(&mut self, entry: Entry, version: u64, deadline: u64, now: u64) {
-        let current = self.live(entry.key_bytes(), now);
         self.version = self.version.max(version);
+        let Some(entry) = self.restore_new(entry, version, deadline) else {
+            return;
+        };
+        let current = self.live(entry.key_bytes(), now);
         self.write(current, entry, version, deadline, now);
         self.publish_gauges();
+    }
+
+    /// `restore`'s fast path, for a key not yet loaded while there is room (nearly
+    /// every record of a snapshot): one skiplist walk instead of a lookup and then
+    /// an insert, which profiling showed as half of the start-up time. Hands the
+    /// entry back, unpublished, if the key is present or room must be made.
+    fn restore_new(&mut self, mut entry: Entry, version: u64, deadline: u64) -> Option<Entry> {
+        let charge = entry.charge();
+        let room = (self.lru.len() as u64) < self.limits.capacity
+            && self.memory + charge <= self.limits.max_memory;
+        if !room || self.journal.is_some() {
+            return Some(entry);
+        }
+        let slot = self.lru.insert_with(|slot| {
+            entry.stamp(version, deadline, slot);
+            entry.clone()
+        });
+        let inserted = {
+            let found = self.shared.map.get_or_insert(entry.clone(), ());
+            found.key().same(&entry)
+        };
+        if !inserted {
+            // Present already: undo, and take the general path with it.
+            self.lru.remove(slot);
+            return Some(entry);
+        }
+        self.memory += charge;
+        self.schedule(slot, deadline);
+        Counters::bump(&self.shared.counters.inserts);
+        self.publish_gauges();
+        None
     }
 
     /// Removes `key` as a log read back says it left. Recorded nowhere.
