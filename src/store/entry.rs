@@ -47,13 +47,17 @@ impl Entry {
     /// A new, unpublished entry: version 0, no deadline, slot 0 until `stamp`ed.
     pub fn new(key: &str, value: &[u8]) -> Self {
         let key_len = u32::try_from(key.len()).expect("keys are limited far below 4 GiB");
-        let mut header = [0u8; HEADER];
-        header[DEADLINE..DEADLINE + 8].copy_from_slice(&NEVER.to_le_bytes());
-        header[KEY_LEN..KEY_LEN + 4].copy_from_slice(&key_len.to_le_bytes());
-        // Collecting an exact-size chain of slices allocates the Arc once, with no
-        // intermediate Vec: one allocation per write, and none left behind to free.
-        let bytes = header.iter().chain(key.as_bytes()).chain(value).copied();
-        Entry(bytes.collect())
+        // One allocation of the exact size, zeroed (a memset), then three copies:
+        // copying byte by byte through an iterator chain measured as a tenth of
+        // start-up time when loading a million entries.
+        let mut bytes: Arc<[u8]> =
+            std::iter::repeat_n(0u8, HEADER + key.len() + value.len()).collect();
+        let cells = Arc::get_mut(&mut bytes).expect("just made");
+        cells[DEADLINE..DEADLINE + 8].copy_from_slice(&NEVER.to_le_bytes());
+        cells[KEY_LEN..KEY_LEN + 4].copy_from_slice(&key_len.to_le_bytes());
+        cells[HEADER..HEADER + key.len()].copy_from_slice(key.as_bytes());
+        cells[HEADER + key.len()..].copy_from_slice(value);
+        Entry(bytes)
     }
 
     /// Writes the header fields the actor decides, before the entry is published.
