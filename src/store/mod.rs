@@ -5,8 +5,11 @@
 //! the partition's actor and awaits the reply. Nothing here knows about HTTP.
 //!
 //! Layout: `entry` (what is stored), `lru` and `wheel` (pure index structures),
-//! `state` (one partition's rules, time passed in), `shared` (the read side),
-//! `partition` (the actor), `messages` (its API), `stats`, `clock`.
+//! `state` (one partition's rules, time passed in; `state/walk` its snapshots),
+//! `shared` (the read side), `partition` (the actor), `messages` (its API),
+//! `handle` (reaching an actor, adopting a lost one), `journal` (what a partition
+//! hands its log, when persistence is on) and `durable` (a write waiting for its
+//! record), `stats`, `clock`.
 
 mod clock;
 mod durable;
