@@ -480,3 +480,29 @@ fn a_graceful_stop_syncs_the_logs() {
     drop(server);
     assert!(gate.syncs.load(SeqCst) >= 1, "the stop did not sync");
 }
+
+/// A start with no write before the next leaves an empty log: it is dropped at the
+/// next start instead of piling up in the manifest until a compaction.
+#[test]
+fn empty_logs_do_not_pile_up_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let wall = SystemTime::now();
+    let toml = config(dir.path(), "[store]\npartitions = 1\n");
+    let server = TestServer::start_at(&toml, wall, None);
+    let version = put(&server, "k", json!(1), "");
+    drop(server);
+    for _ in 0..3 {
+        drop(TestServer::start_at(&toml, wall, None));
+    }
+    // The first run's log (with "k") and the last run's (empty) remain.
+    assert_eq!(
+        files(dir.path(), ".log").len(),
+        2,
+        "{:?}",
+        files(dir.path(), ".log")
+    );
+    let server = TestServer::start_at(&toml, wall, None);
+    assert_eq!(read(&server, "k"), Some((json!(1), version, None)));
+    let after = put(&server, "k", json!(2), "");
+    assert!(after > version);
+}

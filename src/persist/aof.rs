@@ -111,7 +111,7 @@ impl Persistence for Aof {
             let listed = old.snapshot.iter().chain(&old.logs).chain(&on_disk);
             let generation = layout::generation_after(listed.map(String::as_str), index);
             let kept = if same_layout {
-                old
+                without_empty_logs(old, &replayed[index].empty_logs)
             } else {
                 PartitionFiles::default()
             };
@@ -133,7 +133,10 @@ impl Persistence for Aof {
                 dir.path().display()
             )
         })?;
-        if !same_layout {
+        if same_layout {
+            let empty: Vec<&String> = replayed.iter().flat_map(|r| &r.empty_logs).collect();
+            remove_files(&dir, empty, "an empty log");
+        } else {
             remove_replaced(&dir, old_files);
         }
         report(
@@ -302,6 +305,21 @@ fn remove_orphans(dir: &DataDir, on_disk: &[String], listed: &[PartitionFiles]) 
         match std::fs::remove_file(dir.file(name)) {
             Ok(()) => log::warn!("deleted {name}: not in the manifest (left by a crash)"),
             Err(error) => log::warn!("cannot delete {name}, left by a crash: {error}"),
+        }
+    }
+}
+
+/// `files` without the logs that held no record.
+fn without_empty_logs(mut files: PartitionFiles, empty: &[String]) -> PartitionFiles {
+    files.logs.retain(|log| !empty.contains(log));
+    files
+}
+
+/// Deletes `names` (no longer in the stored manifest), saying what they were.
+fn remove_files<'a>(dir: &DataDir, names: impl IntoIterator<Item = &'a String>, what: &str) {
+    for name in names {
+        if let Err(error) = std::fs::remove_file(dir.file(name)) {
+            log::warn!("cannot delete {name}, {what}: {error}");
         }
     }
 }

@@ -25,7 +25,7 @@ use super::{
 const NO_DEADLINE: u64 = u64::MAX;
 
 /// What replaying found.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Replayed {
     pub records: u64,
     pub bytes: u64,
@@ -37,6 +37,9 @@ pub struct Replayed {
     pub truncated: u64,
     /// The highest change number seen (a partition's logs continue after it).
     pub last_seq: u64,
+    /// Logs that held no record (a start with no write before the next): dropped
+    /// from the manifest rather than kept until the next compaction.
+    pub empty_logs: Vec<String>,
 }
 
 impl Replayed {
@@ -47,6 +50,7 @@ impl Replayed {
         self.expired += other.expired;
         self.truncated += other.truncated;
         self.last_seq = self.last_seq.max(other.last_seq);
+        self.empty_logs.extend_from_slice(&other.empty_logs);
     }
 }
 
@@ -125,7 +129,10 @@ fn replay_partition(
     let logs = files.logs.iter().map(|name| (name, FileKind::Log));
     for (name, kind) in snapshot.chain(logs) {
         let path = dir.file(name);
-        read_file(&path, kind, truncate_corrupt, loaded, &mut each)?;
+        let records = read_file(&path, kind, truncate_corrupt, loaded, &mut each)?;
+        if kind == FileKind::Log && records == 0 {
+            loaded.empty_logs.push(name.clone());
+        }
     }
     Ok(())
 }
@@ -136,7 +143,7 @@ fn read_file(
     truncate_corrupt: bool,
     loaded: &mut Replayed,
     each: &mut impl FnMut(Record<'_>, &mut Replayed),
-) -> Result<(), SegmentError> {
+) -> Result<u64, SegmentError> {
     let mut last_seq = 0;
     let mut counted = Replayed::default();
     let mut transaction = Transaction::default();
@@ -162,9 +169,13 @@ fn read_file(
         counted.log_bytes = summary.bytes;
     }
     counted.truncated = summary.torn.map_or(0, |damage| damage.dropped);
-    counted.last_seq = last_seq;
+    // An empty file still says where numbering stood when it was made.
+    let before_first = summary
+        .header
+        .map_or(0, |header| header.first_seq.saturating_sub(1));
+    counted.last_seq = last_seq.max(before_first);
     loaded.add(&counted);
-    Ok(())
+    Ok(summary.records)
 }
 
 /// Records of a transaction are held back until its commit: a transaction whose
