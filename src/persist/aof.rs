@@ -23,10 +23,10 @@ use super::{
     SyncHook,
     dir::{DataDir, Manifest, PartitionFiles},
     layout::{self, Layout},
-    record::{self, FileHeader, FileKind, Record},
+    record::{self, FileHeader, FileKind},
     recovery::{self, Replayed},
     segment,
-    writer::{Open, Writer},
+    writer::{Open, Writer, put_record},
 };
 
 /// Versions are `epoch << EPOCH_SHIFT | counter`: every start takes a new epoch,
@@ -271,13 +271,7 @@ fn write_snapshot(
     let mut buf = Vec::new();
     for entry in state.entries_oldest_first() {
         buf.clear();
-        let record = Record::Put {
-            key: entry.key_bytes(),
-            value: entry.value(),
-            version: entry.version(),
-            expires_at: entry.deadline().map(|at| clock.to_wall(at)),
-        };
-        record::encode(&record, &mut buf);
+        record::encode(&put_record(entry, clock), &mut buf);
         file.write_all(&buf)?;
     }
     let file = file.into_inner().map_err(|error| error.into_error())?;

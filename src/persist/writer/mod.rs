@@ -170,12 +170,7 @@ impl Writer {
         let record = match change {
             Change::Put(entry) => {
                 round.top_version = round.top_version.max(entry.version());
-                Record::Put {
-                    key: entry.key_bytes(),
-                    value: entry.value(),
-                    version: entry.version(),
-                    expires_at: entry.deadline().map(|at| self.clock.to_wall(at)),
-                }
+                put_record(entry, &self.clock)
             }
             Change::Remove(entry, cause) => Record::Remove {
                 key: entry.key_bytes(),
@@ -317,6 +312,17 @@ struct Runtime {
     retry_at: Option<Instant>,
     /// The last change safe before the current fault: the lost range starts after it.
     lost_after: Option<u64>,
+}
+
+/// The record of a stored entry: the same in a log, a snapshot written by the
+/// writer, and one written at start-up. Its deadline becomes absolute wall time.
+pub fn put_record<'a>(entry: &'a crate::store::Entry, clock: &StoreClock) -> Record<'a> {
+    Record::Put {
+        key: entry.key_bytes(),
+        value: entry.value(),
+        version: entry.version(),
+        expires_at: entry.deadline().map(|at| clock.to_wall(at)),
+    }
 }
 
 /// Whether `version` has used half of `epoch`'s range of versions.

@@ -6,13 +6,15 @@
 
 use std::io::{self, Write};
 
+use crate::store::Entry;
+
 use super::{
     super::{
         layout,
-        record::{self, FileHeader, FileKind, Record},
+        record::{self, FileHeader, FileKind},
         segment,
     },
-    FLUSH_BYTES, Open, Round, Runtime, Writer,
+    FLUSH_BYTES, Open, Round, Runtime, Writer, put_record,
 };
 
 /// A snapshot being written between `SnapshotStart` and `SnapshotEnd`.
@@ -79,19 +81,13 @@ impl Writer {
         })
     }
 
-    pub(super) fn snapshot_chunk(&mut self, entries: &[crate::store::Entry], state: &mut Runtime) {
+    pub(super) fn snapshot_chunk(&mut self, entries: &[Entry], state: &mut Runtime) {
         let Some(snapshot) = &mut state.snapshot else {
             return;
         };
         let mut buf = Vec::with_capacity(FLUSH_BYTES);
         for entry in entries {
-            let record = Record::Put {
-                key: entry.key_bytes(),
-                value: entry.value(),
-                version: entry.version(),
-                expires_at: entry.deadline().map(|at| self.clock.to_wall(at)),
-            };
-            record::encode(&record, &mut buf);
+            record::encode(&put_record(entry, &self.clock), &mut buf);
         }
         if let Err(error) = snapshot.open.file.write_all(&buf) {
             let reason = format!("cannot write snapshot {}: {error}", snapshot.open.name);
