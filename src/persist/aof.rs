@@ -193,7 +193,6 @@ impl Aof {
             clock: clock.clone(),
             fsync: self.config.fsync,
             sync: Arc::clone(&self.sync),
-            health: Arc::clone(health),
             rewrite_percentage: self.config.rewrite_percentage,
             rewrite_min_size: self.config.rewrite_min_size.as_u64(),
             retry_interval: self.config.retry_interval,

@@ -154,10 +154,6 @@ impl LogCounters {
     pub fn add_rewrite(&self) {
         self.rewrites.fetch_add(1, Relaxed);
     }
-
-    pub fn add_fault(&self) {
-        self.faults.fetch_add(1, Relaxed);
-    }
 }
 
 impl WriteHealth {
@@ -169,10 +165,11 @@ impl WriteHealth {
         Some(self.reason.lock().expect("not poisoned").clone())
     }
 
-    /// A log became faulted (`reason` says how).
+    /// A log became faulted (`reason` says how); counted in `counters.faults`.
     pub fn fault(&self, reason: String) {
         *self.reason.lock().expect("not poisoned") = reason;
         self.faulted.fetch_add(1, Relaxed);
+        self.counters.faults.fetch_add(1, Relaxed);
     }
 
     /// A faulted log failed again (a retry): the reason shown is the latest.

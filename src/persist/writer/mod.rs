@@ -61,8 +61,6 @@ pub struct Writer {
     pub clock: StoreClock,
     pub fsync: Fsync,
     pub sync: SyncHook,
-    /// The store's log counters (in its `WriteHealth`).
-    pub health: Arc<crate::store::journal::WriteHealth>,
     pub rewrite_percentage: u64,
     pub rewrite_min_size: u64,
     pub retry_interval: Duration,
@@ -154,7 +152,7 @@ impl Writer {
         match self.layout.next_epoch(epoch) {
             Ok(next) => {
                 let floor = next << EPOCH_SHIFT;
-                self.health.version_floor.fetch_max(floor, Relaxed);
+                self.outbox.health.version_floor.fetch_max(floor, Relaxed);
                 log::info!("partition {}: versions move on to epoch {next}", self.index);
             }
             Err(error) => {
@@ -199,7 +197,7 @@ impl Writer {
                 let written = round.buf.len() as u64;
                 log.bytes += written;
                 self.log_bytes += written;
-                self.health.counters.add_bytes(written);
+                self.outbox.health.counters.add_bytes(written);
                 state.dirty = true;
                 round.buf.clear();
             }
@@ -218,7 +216,7 @@ impl Writer {
         let started = Instant::now();
         match (self.sync)(&log.file) {
             Ok(()) => {
-                self.health.counters.add_sync(started.elapsed());
+                self.outbox.health.counters.add_sync(started.elapsed());
                 state.dirty = false;
                 state.last_sync = Instant::now();
             }
@@ -257,7 +255,6 @@ impl Writer {
                 self.index
             );
             self.outbox.health.fault(reason.clone());
-            self.health.counters.add_fault();
         } else {
             log::warn!("partition {}: retry failed: {reason}", self.index);
             self.outbox.health.still_faulted(reason.clone());

@@ -95,7 +95,7 @@ impl Writer {
             return;
         }
         snapshot.open.bytes += buf.len() as u64;
-        self.health.counters.add_bytes(buf.len() as u64);
+        self.outbox.health.counters.add_bytes(buf.len() as u64);
     }
 
     /// Makes the finished snapshot and its log the partition's whole state.
@@ -116,7 +116,7 @@ impl Writer {
             });
         match finished {
             Ok(()) => {
-                self.health.counters.add_rewrite();
+                self.outbox.health.counters.add_rewrite();
                 log::info!(
                     "partition {}: snapshot {} written ({} bytes); log restarted",
                     self.index,
