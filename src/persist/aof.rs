@@ -134,10 +134,12 @@ impl Persistence for Aof {
             )
         })?;
         if same_layout {
-            let empty: Vec<&String> = replayed.iter().flat_map(|r| &r.empty_logs).collect();
-            remove_files(&dir, empty, "an empty log");
+            dir.remove(replayed.iter().flat_map(|r| &r.empty_logs), "an empty log");
         } else {
-            remove_replaced(&dir, old_files);
+            let files = old_files
+                .iter()
+                .flat_map(|f| f.snapshot.iter().chain(&f.logs));
+            dir.remove(files, "a file of the previous layout");
         }
         report(
             &replayed,
@@ -291,39 +293,20 @@ fn remove_orphans(dir: &DataDir, on_disk: &[String], listed: &[PartitionFiles]) 
         name.starts_with('p')
             && (name.ends_with(".log") || name.ends_with(".snap") || name.ends_with(".snap.tmp"))
     };
-    for name in on_disk
+    let orphans: Vec<&String> = on_disk
         .iter()
         .filter(|name| data_file(name) && !named(name))
-    {
-        match std::fs::remove_file(dir.file(name)) {
-            Ok(()) => log::warn!("deleted {name}: not in the manifest (left by a crash)"),
-            Err(error) => log::warn!("cannot delete {name}, left by a crash: {error}"),
-        }
+        .collect();
+    if !orphans.is_empty() {
+        log::warn!("deleting {orphans:?}: not in the manifest (left by a crash)");
     }
+    dir.remove(orphans, "left by a crash");
 }
 
 /// `files` without the logs that held no record.
 fn without_empty_logs(mut files: PartitionFiles, empty: &[String]) -> PartitionFiles {
     files.logs.retain(|log| !empty.contains(log));
     files
-}
-
-/// Deletes `names` (no longer in the stored manifest), saying what they were.
-fn remove_files<'a>(dir: &DataDir, names: impl IntoIterator<Item = &'a String>, what: &str) {
-    for name in names {
-        if let Err(error) = std::fs::remove_file(dir.file(name)) {
-            log::warn!("cannot delete {name}, {what}: {error}");
-        }
-    }
-}
-
-/// Deletes the files of a layout that a new one replaced.
-fn remove_replaced(dir: &DataDir, files: &[PartitionFiles]) {
-    for name in files.iter().flat_map(|f| f.snapshot.iter().chain(&f.logs)) {
-        if let Err(error) = std::fs::remove_file(dir.file(name)) {
-            log::warn!("cannot delete {name} of the previous layout: {error}");
-        }
-    }
 }
 
 /// Logs and counts what recovery did.
@@ -336,12 +319,7 @@ fn report(
     health: &WriteHealth,
 ) {
     let mut total = Replayed::default();
-    replayed.iter().for_each(|r| {
-        total.records += r.records;
-        total.bytes += r.bytes;
-        total.expired += r.expired;
-        total.truncated += r.truncated;
-    });
+    replayed.iter().for_each(|r| total.add(r));
     let counters = &health.counters;
     let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
     counters.recovery_nanos.store(nanos, Relaxed);

@@ -146,6 +146,17 @@ impl DataDir {
             .collect()
     }
 
+    /// Deletes the files `names` that no stored manifest names any more, best effort:
+    /// one that cannot be deleted is only wasted space, so it is logged, with `what`
+    /// it was, and start-up or compaction goes on.
+    pub fn remove<'a>(&self, names: impl IntoIterator<Item = &'a String>, what: &str) {
+        for name in names {
+            if let Err(error) = fs::remove_file(self.file(name)) {
+                log::warn!("cannot delete {name} ({what}): {error}");
+            }
+        }
+    }
+
     /// Fsyncs the directory itself, making created, renamed and removed names durable.
     pub fn sync(&self) -> io::Result<()> {
         File::open(&self.path)?.sync_all()

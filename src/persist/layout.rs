@@ -84,11 +84,8 @@ impl Layout {
         }
         drop(manifest);
         let replaced = old.snapshot.iter().chain(&old.logs);
-        for name in replaced.filter(|name| *name != snapshot && *name != log) {
-            if let Err(error) = std::fs::remove_file(self.dir.file(name)) {
-                log::warn!("cannot delete replaced file {name}: {error}");
-            }
-        }
+        let replaced = replaced.filter(|name| *name != snapshot && *name != log);
+        self.dir.remove(replaced, "replaced by a snapshot");
         Ok(())
     }
 }

@@ -43,7 +43,7 @@ pub struct Replayed {
 }
 
 impl Replayed {
-    fn add(&mut self, other: &Replayed) {
+    pub fn add(&mut self, other: &Replayed) {
         self.records += other.records;
         self.bytes += other.bytes;
         self.log_bytes += other.log_bytes;
