@@ -23,7 +23,7 @@ pub struct LogCollector {
 /// name, help, counter (true) or gauge (false), reader.
 type Field = (&'static str, &'static str, bool, fn(&LogCounters) -> u64);
 
-const FIELDS: [Field; 7] = [
+const FIELDS: [Field; 6] = [
     (
         "log_bytes_written_total",
         "Bytes written to logs and snapshots",
@@ -60,14 +60,12 @@ const FIELDS: [Field; 7] = [
         false,
         |c| c.bytes_truncated.load(Relaxed),
     ),
-    (
-        "log_writes_refused",
-        "1 while writes are refused because a log cannot write, else 0",
-        false,
-        |_| 0, // filled from the store's refusal, see `collect`
-    ),
 ];
 
+const REFUSED: (&str, &str) = (
+    "rustkv_log_writes_refused",
+    "1 while writes are refused because a log cannot write, else 0",
+);
 const RECOVERY: (&str, &str) = (
     "rustkv_log_recovery_seconds",
     "How long the start-up recovery took",
@@ -81,7 +79,7 @@ impl LogCollector {
             let name = format!("rustkv_{name}");
             descs.push(Desc::new(name, help.into(), vec![], Default::default())?);
         }
-        for (name, help) in [RECOVERY, SYNCS] {
+        for (name, help) in [REFUSED, RECOVERY, SYNCS] {
             descs.push(Desc::new(
                 name.into(),
                 help.into(),
@@ -102,15 +100,10 @@ impl Collector for LogCollector {
         let Some(counters) = self.store.log_counters() else {
             return Vec::new();
         };
-        let refusing = u64::from(self.store.write_refusal().is_some());
         let mut families = Vec::new();
         for (name, help, counter, read) in FIELDS {
             let opts = Opts::new(name, help).namespace("rustkv");
-            let value = if name == "log_writes_refused" {
-                refusing
-            } else {
-                read(counters)
-            };
+            let value = read(counters);
             if counter {
                 let metric = IntCounter::with_opts(opts).expect("valid metric");
                 metric.inc_by(value);
@@ -121,6 +114,9 @@ impl Collector for LogCollector {
                 families.extend(metric.collect());
             }
         }
+        let refused = IntGauge::new(REFUSED.0, REFUSED.1).expect("valid metric");
+        refused.set(i64::from(self.store.write_refusal().is_some()));
+        families.extend(refused.collect());
         let recovery = Gauge::new(RECOVERY.0, RECOVERY.1).expect("valid metric");
         recovery.set(counters.recovery_nanos.load(Relaxed) as f64 / 1e9);
         families.extend(recovery.collect());
