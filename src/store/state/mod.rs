@@ -192,10 +192,7 @@ impl PartitionState {
         if !room || self.journal.is_some() {
             return Some(entry);
         }
-        let slot = self.lru.insert_with(|slot| {
-            entry.stamp(version, deadline, slot);
-            entry.clone()
-        });
+        let slot = self.link(&mut entry, version, deadline);
         let inserted = {
             let found = self.shared.map.get_or_insert(entry.clone(), ());
             found.key().same(&entry)
@@ -205,9 +202,7 @@ impl PartitionState {
             self.lru.remove(slot);
             return Some(entry);
         }
-        self.memory += charge;
-        self.schedule(slot, deadline);
-        Counters::bump(&self.shared.counters.inserts);
+        self.admitted(slot, charge, deadline);
         self.publish_gauges();
         None
     }
@@ -300,22 +295,33 @@ impl PartitionState {
     fn insert(&mut self, mut entry: Entry, version: u64, deadline: u64, now: u64) -> Written {
         let charge = entry.charge();
         self.make_room(charge, now);
-        let slot = self.lru.insert_with(|slot| {
-            entry.stamp(version, deadline, slot);
-            entry.clone()
-        });
-        self.memory += charge;
-        self.schedule(slot, deadline);
+        let slot = self.link(&mut entry, version, deadline);
         let logged = self.journal.is_some().then(|| entry.clone());
         self.shared.map.insert(entry, ());
         if let Some(entry) = logged {
             self.record(|| Change::Put(entry));
         }
-        Counters::bump(&self.shared.counters.inserts);
+        self.admitted(slot, charge, deadline);
         Written {
             created: true,
             version,
         }
+    }
+
+    /// Stamps a new entry with its version, deadline and a fresh LRU slot (as the
+    /// most recent), before it is published.
+    fn link(&mut self, entry: &mut Entry, version: u64, deadline: u64) -> u32 {
+        self.lru.insert_with(|slot| {
+            entry.stamp(version, deadline, slot);
+            entry.clone()
+        })
+    }
+
+    /// Accounts for a new entry once it is published at `slot`.
+    fn admitted(&mut self, slot: u32, charge: u64, deadline: u64) {
+        self.memory += charge;
+        self.schedule(slot, deadline);
+        Counters::bump(&self.shared.counters.inserts);
     }
 
     /// Evicts least recently used entries until one more entry of `charge` fits.
