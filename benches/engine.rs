@@ -41,6 +41,7 @@ fn filled_with(capacity: u64, keys: u64) -> PartitionState {
     let limits = Limits {
         capacity,
         max_memory: u64::MAX / 2,
+        eviction: rustkv::config::Eviction::Lru,
     };
     let mut state = PartitionState::new(Arc::new(Shared::default()), limits, 0);
     for index in 0..keys {

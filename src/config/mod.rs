@@ -96,6 +96,20 @@ pub struct StoreConfig {
     #[serde(with = "humantime_serde")]
     pub tick: Duration,
     pub placement: Placement,
+    pub eviction: Eviction,
+}
+
+/// Which entry goes when a partition is full.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Eviction {
+    /// The least recently used.
+    #[default]
+    Lru,
+    /// Caffeine's W-TinyLFU: a small LRU window, then a segmented LRU whose
+    /// newcomers must be more frequent (by a count-min sketch) than the entry
+    /// they would displace.
+    Tinylfu,
 }
 
 /// Where partition actors run.
@@ -148,6 +162,7 @@ impl Default for StoreConfig {
             max_ttl: Duration::from_secs(10 * 31_557_600),
             tick: Duration::from_millis(100),
             placement: Placement::Workers,
+            eviction: Eviction::Lru,
         }
     }
 }

@@ -51,7 +51,7 @@ pub(super) enum Standing {
 
 impl PartitionHandle {
     pub(super) fn new(limits: Limits, clock: StoreClock, tick: Duration) -> Self {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::new(limits.eviction));
         let state = PartitionState::new(Arc::clone(&shared), limits, clock.now());
         Self {
             addr: ArcSwapOption::empty(),

@@ -5,11 +5,13 @@
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use crate::config::Eviction;
+
 use proptest::prelude::*;
 
 use super::{
     journal::{Change, Item, Journal, Outbox, WriteHealth},
-    tests::{put, state},
+    tests::{put, state, state_under},
     *,
 };
 
@@ -82,8 +84,8 @@ impl Disk {
     }
 
     /// A fresh partition loaded from the disk at `now`, as recovery does.
-    fn replay(&self, now: u64) -> PartitionState {
-        let mut loaded = state(1_000, u64::MAX / 2);
+    fn replay(&self, eviction: Eviction, now: u64) -> PartitionState {
+        let mut loaded = state_under(eviction, 1_000, u64::MAX / 2);
         let puts = self.snapshot.iter().map(|entry| (entry, true));
         let changes = self.log.iter().map(|change| match change {
             Change::Put(entry) => (entry, true),
@@ -116,9 +118,9 @@ fn contents(state: &PartitionState, now: u64) -> BTreeMap<String, (Vec<u8>, u64)
         .collect()
 }
 
-fn run(capacity: u64, ops: Vec<Op>) {
+fn run(eviction: Eviction, capacity: u64, ops: Vec<Op>) {
     let outbox = Arc::new(Outbox::new(Arc::new(WriteHealth::default()), 0));
-    let mut real = state(capacity, u64::MAX / 2);
+    let mut real = state_under(eviction, capacity, u64::MAX / 2);
     real.attach_journal(Journal::new(Arc::clone(&outbox)));
     let mut now = 0;
     for op in ops {
@@ -154,7 +156,10 @@ fn run(capacity: u64, ops: Vec<Op>) {
     let mut items = Vec::new();
     outbox.take(&mut items, Duration::ZERO);
     items.into_iter().for_each(|item| disk.take(item));
-    assert_eq!(contents(&disk.replay(now), now), contents(&real, now));
+    assert_eq!(
+        contents(&disk.replay(eviction, now), now),
+        contents(&real, now)
+    );
 }
 
 proptest! {
@@ -165,7 +170,17 @@ proptest! {
         capacity in 3..8u64,
         ops in prop::collection::vec(op(), 1..120),
     ) {
-        run(capacity, ops);
+        run(Eviction::Lru, capacity, ops);
+    }
+
+    /// The same under W-TinyLFU, whose entries also move between regions (lists)
+    /// while a walk is under way.
+    #[test]
+    fn replaying_the_journal_rebuilds_a_tinylfu_partition(
+        capacity in 3..8u64,
+        ops in prop::collection::vec(op(), 1..120),
+    ) {
+        run(Eviction::Tinylfu, capacity, ops);
     }
 }
 
@@ -198,7 +213,7 @@ fn a_snapshot_walk_survives_its_cursor_moving() {
         Op::SnapshotStep { budget: 1 },
         Op::SnapshotStep { budget: 3 },
     ];
-    run(10, ops);
+    run(Eviction::Lru, 10, ops);
 }
 
 /// Regression (found by the proptest above): a read of the entry under the cursor,
@@ -223,7 +238,7 @@ fn touching_the_most_recent_entry_under_the_cursor_keeps_it_in_the_snapshot() {
         put(4),
         Op::SnapshotStep { budget: 1 },
     ];
-    run(4, ops);
+    run(Eviction::Lru, 4, ops);
 }
 
 /// Versions jump to the store's version floor (a new epoch) at the next write.

@@ -1,4 +1,4 @@
-//! The partition's recency order: a doubly linked list threaded through a slab.
+//! The partition's recency order: doubly linked lists threaded through a slab.
 //!
 //! Entries live in one `Vec` and link to each other by `u32` index, with a free list
 //! for reuse, so touch, insert, remove and evict are each O(1) and never allocate once
@@ -8,6 +8,9 @@
 
 /// Marks "no neighbour" / "empty list" in the index links.
 pub const NIL: u32 = u32::MAX;
+
+/// Most lists one slab threads (W-TinyLFU's window, probation and protected).
+pub const MAX_LISTS: usize = 3;
 
 /// One slab cell: either a live list node holding a value, or a free cell.
 #[derive(Debug)]
@@ -20,14 +23,34 @@ struct Node<T> {
     value: Option<T>,
 }
 
-/// An LRU list of `T` with stable `u32` indexes.
-#[derive(Debug)]
-pub struct Lru<T> {
-    nodes: Vec<Node<T>>,
+/// One list's ends and length.
+#[derive(Clone, Copy, Debug)]
+struct Ends {
     /// Most recently used.
     head: u32,
     /// Least recently used: the next eviction victim.
     tail: u32,
+    len: usize,
+}
+
+const EMPTY: Ends = Ends {
+    head: NIL,
+    tail: NIL,
+    len: 0,
+};
+
+/// LRU lists of `T` sharing one slab, with stable `u32` indexes. A plain LRU has
+/// one list; W-TinyLFU threads its regions through the same slab as three, and an
+/// entry moves between them without changing its index.
+#[derive(Debug)]
+pub struct Lru<T> {
+    nodes: Vec<Node<T>>,
+    lists: [Ends; MAX_LISTS],
+    /// How many of `lists` are in use.
+    count: usize,
+    /// Which list each cell is on: kept only with more than one list, so a plain
+    /// LRU pays nothing for it.
+    owner: Vec<u8>,
     /// First free cell, linked through `next`.
     free: u32,
     len: usize,
@@ -35,17 +58,25 @@ pub struct Lru<T> {
 
 impl<T> Default for Lru<T> {
     fn default() -> Self {
-        Self {
-            nodes: Vec::new(),
-            head: NIL,
-            tail: NIL,
-            free: NIL,
-            len: 0,
-        }
+        Self::with_lists(1)
     }
 }
 
 impl<T> Lru<T> {
+    /// An empty slab threading `count` lists (1 to `MAX_LISTS`).
+    pub fn with_lists(count: usize) -> Self {
+        assert!((1..=MAX_LISTS).contains(&count), "1 to {MAX_LISTS} lists");
+        Self {
+            nodes: Vec::new(),
+            lists: [EMPTY; MAX_LISTS],
+            count,
+            owner: Vec::new(),
+            free: NIL,
+            len: 0,
+        }
+    }
+
+    /// Entries on all lists.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -54,27 +85,55 @@ impl<T> Lru<T> {
         self.len == 0
     }
 
-    /// Adds `value` as the most recently used entry and returns its index.
+    /// Entries on `list`.
+    pub fn len_of(&self, list: u8) -> usize {
+        self.lists[list as usize].len
+    }
+
+    /// Adds `value` as the most recently used entry of list 0 and returns its index.
     pub fn insert(&mut self, value: T) -> u32 {
         self.insert_with(|_| value)
     }
 
     /// Like `insert`, for values that must know their own index.
     pub fn insert_with(&mut self, make: impl FnOnce(u32) -> T) -> u32 {
+        self.insert_with_in(0, make)
+    }
+
+    /// Like `insert_with`, onto `list`.
+    pub fn insert_with_in(&mut self, list: u8, make: impl FnOnce(u32) -> T) -> u32 {
         let index = self.allocate(make);
-        self.link_front(index);
+        self.link_front(index, list);
         self.len += 1;
         index
     }
 
-    /// Marks `index` most recently used. Stale or free indexes are ignored: a read
-    /// reported through the read buffer may name an entry removed since.
+    /// Marks `index` most recently used on its list. Stale or free indexes are
+    /// ignored: a read reported through the read buffer may name an entry removed
+    /// since.
     pub fn touch(&mut self, index: u32) {
-        if self.get(index).is_none() || self.head == index {
+        if self.get(index).is_none() {
+            return;
+        }
+        let list = self.list_of(index);
+        if self.lists[list as usize].head != index {
+            self.unlink(index);
+            self.link_front(index, list);
+        }
+    }
+
+    /// Moves `index` to the most recently used end of `list` (its own or another).
+    pub fn move_to_front(&mut self, index: u32, list: u8) {
+        if self.get(index).is_none() {
             return;
         }
         self.unlink(index);
-        self.link_front(index);
+        self.link_front(index, list);
+    }
+
+    /// The list `index` is on (meaningless for a free index).
+    pub fn list_of(&self, index: u32) -> u8 {
+        self.owner.get(index as usize).copied().unwrap_or(0)
     }
 
     /// Removes the entry at `index` and returns its value.
@@ -89,25 +148,36 @@ impl<T> Lru<T> {
         value
     }
 
-    /// The least recently used entry, without removing it.
+    /// The least recently used entry of list 0, without removing it.
     pub fn peek_lru(&self) -> Option<(u32, &T)> {
-        let tail = self.tail;
+        self.peek_tail(0)
+    }
+
+    /// The least recently used entry of `list`, without removing it.
+    pub fn peek_tail(&self, list: u8) -> Option<(u32, &T)> {
+        let tail = self.tail_of(list);
         self.get(tail).map(|value| (tail, value))
     }
 
-    /// Removes and returns the least recently used entry.
+    /// Removes and returns the least recently used entry of list 0.
     pub fn pop_lru(&mut self) -> Option<(u32, T)> {
-        let tail = self.tail;
+        let tail = self.tail_of(0);
         self.remove(tail).map(|value| (tail, value))
     }
 
-    /// The least recently used index (`NIL` when empty), where a walk starts.
-    pub fn tail(&self) -> u32 {
-        self.tail
+    /// The least recently used index of `list` (`NIL` when empty), where a walk
+    /// of it starts.
+    pub fn tail_of(&self, list: u8) -> u32 {
+        self.lists[list as usize].tail
     }
 
-    /// The index used just after `index` (`NIL` at the head or for a free index):
-    /// one step of a walk from least to most recently used.
+    /// How many lists this slab threads.
+    pub fn lists(&self) -> u8 {
+        self.count as u8
+    }
+
+    /// The index used just after `index` on its list (`NIL` at the head or for a
+    /// free index): one step of a walk from least to most recently used.
     pub fn toward_head(&self, index: u32) -> u32 {
         match self.nodes.get(index as usize) {
             Some(node) if node.value.is_some() => node.prev,
@@ -123,46 +193,41 @@ impl<T> Lru<T> {
         self.nodes.get_mut(index as usize)?.value.as_mut()
     }
 
-    /// Values from most to least recently used (tests and diagnostics only: O(n)).
+    /// Values list by list, each from most to least recently used (tests and
+    /// diagnostics only: O(n)).
     pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
-        let mut cursor = self.head;
-        std::iter::from_fn(move || {
-            let node = self.nodes.get(cursor as usize)?;
-            cursor = node.next;
-            node.value.as_ref()
+        (0..self.count as u8).flat_map(move |list| self.iter_list(self.lists[list as usize].head))
+    }
+
+    /// Values list by list, each from least to most recently used (a snapshot
+    /// written in this order restores the order when loaded).
+    pub fn iter_oldest_first(&self) -> impl Iterator<Item = &T> + '_ {
+        (0..self.count as u8).flat_map(move |list| {
+            let mut cursor = self.tail_of(list);
+            std::iter::from_fn(move || {
+                let node = self.nodes.get(cursor as usize)?;
+                cursor = node.prev;
+                node.value.as_ref()
+            })
         })
     }
 
-    /// Values from least to most recently used (a snapshot written in this order
-    /// restores the order when loaded).
-    pub fn iter_oldest_first(&self) -> impl Iterator<Item = &T> + '_ {
-        let mut cursor = self.tail;
+    fn iter_list(&self, head: u32) -> impl Iterator<Item = &T> + '_ {
+        let mut cursor = head;
         std::iter::from_fn(move || {
             let node = self.nodes.get(cursor as usize)?;
-            cursor = node.prev;
+            cursor = node.next;
             node.value.as_ref()
         })
     }
 
     /// Checks every link invariant; panics with what is wrong. For tests.
     pub fn validate(&self) {
-        let mut count = 0;
-        let mut prev = NIL;
-        let mut cursor = self.head;
-        while cursor != NIL {
-            let node = &self.nodes[cursor as usize];
-            assert!(
-                node.value.is_some(),
-                "free cell {cursor} is linked in the list"
-            );
-            assert_eq!(node.prev, prev, "broken back link at {cursor}");
-            prev = cursor;
-            cursor = node.next;
-            count += 1;
-            assert!(count <= self.nodes.len(), "cycle in the list");
+        let mut total = 0;
+        for list in 0..self.count {
+            total += self.validate_list(list);
         }
-        assert_eq!(prev, self.tail, "tail is not the last node");
-        assert_eq!(count, self.len, "len disagrees with the list");
+        assert_eq!(total, self.len, "len disagrees with the lists");
         let mut free = 0;
         let mut cursor = self.free;
         while cursor != NIL {
@@ -173,7 +238,30 @@ impl<T> Lru<T> {
             cursor = self.nodes[cursor as usize].next;
             free += 1;
         }
-        assert_eq!(free + count, self.nodes.len(), "cells lost from both lists");
+        assert_eq!(free + total, self.nodes.len(), "cells lost from the lists");
+    }
+
+    fn validate_list(&self, list: usize) -> usize {
+        let ends = self.lists[list];
+        let mut count = 0;
+        let mut prev = NIL;
+        let mut cursor = ends.head;
+        while cursor != NIL {
+            let node = &self.nodes[cursor as usize];
+            assert!(
+                node.value.is_some(),
+                "free cell {cursor} is linked in list {list}"
+            );
+            assert_eq!(node.prev, prev, "broken back link at {cursor}");
+            assert_eq!(self.list_of(cursor) as usize, list, "{cursor} on two lists");
+            prev = cursor;
+            cursor = node.next;
+            count += 1;
+            assert!(count <= self.nodes.len(), "cycle in list {list}");
+        }
+        assert_eq!(prev, ends.tail, "tail of list {list} is not its last node");
+        assert_eq!(count, ends.len, "len of list {list} disagrees with it");
+        count
     }
 
     fn allocate(&mut self, make: impl FnOnce(u32) -> T) -> u32 {
@@ -194,31 +282,41 @@ impl<T> Lru<T> {
             next: NIL,
             value: Some(make(index)),
         });
+        if self.count > 1 {
+            self.owner.push(0);
+        }
         index
     }
 
-    fn link_front(&mut self, index: u32) {
-        let old_head = self.head;
-        let node = &mut self.nodes[index as usize];
-        node.prev = NIL;
-        node.next = old_head;
+    fn link_front(&mut self, index: u32, list: u8) {
+        if self.count > 1 {
+            self.owner[index as usize] = list;
+        }
+        let ends = &mut self.lists[list as usize];
+        let old_head = ends.head;
+        ends.head = index;
+        ends.len += 1;
         if old_head == NIL {
-            self.tail = index;
+            ends.tail = index;
         } else {
             self.nodes[old_head as usize].prev = index;
         }
-        self.head = index;
+        let node = &mut self.nodes[index as usize];
+        node.prev = NIL;
+        node.next = old_head;
     }
 
     fn unlink(&mut self, index: u32) {
         let Node { prev, next, .. } = self.nodes[index as usize];
+        let ends = &mut self.lists[self.list_of(index) as usize];
+        ends.len -= 1;
         if prev == NIL {
-            self.head = next;
+            ends.head = next;
         } else {
             self.nodes[prev as usize].next = next;
         }
         if next == NIL {
-            self.tail = prev;
+            ends.tail = prev;
         } else {
             self.nodes[next as usize].prev = prev;
         }
@@ -288,6 +386,30 @@ mod tests {
         assert!(lru.pop_lru().is_none());
         assert!(lru.is_empty());
         assert!(lru.peek_lru().is_none());
+        lru.validate();
+    }
+
+    #[test]
+    fn entries_move_between_lists_and_keep_their_index() {
+        let mut lru = Lru::with_lists(3);
+        let a = lru.insert_with_in(0, |_| "a");
+        let b = lru.insert_with_in(0, |_| "b");
+        let c = lru.insert_with_in(1, |_| "c");
+        assert_eq!((lru.len_of(0), lru.len_of(1), lru.len_of(2)), (2, 1, 0));
+        lru.move_to_front(a, 2);
+        assert_eq!(lru.list_of(a), 2);
+        assert_eq!(lru.peek_tail(0), Some((b, &"b")));
+        lru.move_to_front(b, 1);
+        assert_eq!(lru.peek_tail(1), Some((c, &"c")), "b went to the front");
+        lru.touch(c);
+        assert_eq!(lru.peek_tail(1), Some((b, &"b")));
+        assert_eq!(lru.iter().copied().collect::<Vec<_>>(), ["c", "b", "a"]);
+        let oldest_first: Vec<_> = lru.iter_oldest_first().copied().collect();
+        assert_eq!(oldest_first, ["b", "c", "a"]);
+        lru.validate();
+        assert_eq!(lru.remove(b), Some("b"));
+        assert_eq!(lru.insert_with_in(2, |_| "d"), b, "free cell reused");
+        assert_eq!(lru.list_of(b), 2);
         lru.validate();
     }
 }

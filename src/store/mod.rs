@@ -20,6 +20,7 @@ mod lru;
 mod messages;
 mod partition;
 mod shared;
+mod sketch;
 mod state;
 mod stats;
 mod wheel;
@@ -406,6 +407,7 @@ pub fn split_limits(config: &StoreConfig, count: usize) -> Vec<Limits> {
         .map(|index| Limits {
             capacity: split(config.capacity, index),
             max_memory: split(config.max_memory.as_u64(), index),
+            eviction: config.eviction,
         })
         .collect()
 }

@@ -21,26 +21,34 @@
 //! key being replaced either; a multi-key commit can run inside one window so that
 //! validated readers see all of it or none.
 
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::{
+    hash::{BuildHasher, RandomState},
+    sync::atomic::{AtomicU64, Ordering::SeqCst},
+};
 
 use crossbeam::{queue::ArrayQueue, utils::CachePadded};
 use crossbeam_skiplist::SkipMap;
 
 use super::{entry::Entry, stats::Counters};
+use crate::config::Eviction;
 
-/// Hits buffered per partition between two drains (a write or a tick).
+/// Reads buffered per partition between two drains (a write or a tick).
 pub const READ_BUFFER: usize = 4096;
 
 /// Spins on an odd counter before yielding: a replace window lasts well under a
 /// microsecond unless its thread is preempted, and then only yielding helps.
 const SPINS_BEFORE_YIELD: u32 = 64;
 
-/// A reader's report that it used the entry at `slot` in `version`.
+/// What a reader reports to the partition's actor.
 #[derive(Clone, Copy, Debug)]
-pub struct Hit {
-    pub slot: u32,
-    /// Lets the actor ignore a hit on an entry replaced or removed since.
-    pub version: u64,
+pub enum Read {
+    /// It used the entry at `slot` in `version` (the version lets the actor ignore
+    /// a hit on an entry replaced or removed since).
+    Hit { slot: u32, version: u64 },
+    /// It looked for the key with this frequency hash and did not find it: under
+    /// W-TinyLFU a miss counts as a use, so a key that keeps being asked for is
+    /// admitted once it is put.
+    Miss { hash: u64 },
 }
 
 #[derive(Debug)]
@@ -49,18 +57,35 @@ pub struct Shared {
     /// Odd while the actor replaces an entry; see the module docs. On its own cache
     /// line: readers of every key load it, and only replaces write it.
     replacing: CachePadded<AtomicU64>,
-    pub(super) reads: ArrayQueue<Hit>,
+    pub(super) reads: ArrayQueue<Read>,
     pub counters: Counters,
+    /// The frequency sketch's key hash under W-TinyLFU (`None` under LRU, whose
+    /// readers report no misses).
+    pub(super) frequency: Option<RandomState>,
 }
 
 impl Default for Shared {
     fn default() -> Self {
+        Self::new(Eviction::Lru)
+    }
+}
+
+impl Shared {
+    /// The shared side of a partition evicting by `eviction`.
+    pub fn new(eviction: Eviction) -> Self {
         Self {
             map: SkipMap::new(),
             replacing: CachePadded::new(AtomicU64::new(0)),
             reads: ArrayQueue::new(READ_BUFFER),
             counters: Counters::default(),
+            // Keys drawn per process, so a client cannot aim keys at one counter.
+            frequency: (eviction == Eviction::Tinylfu).then(RandomState::new),
         }
+    }
+
+    /// The frequency sketch's hash of `key`, under W-TinyLFU.
+    pub(super) fn frequency_hash(&self, key: &[u8]) -> Option<u64> {
+        self.frequency.as_ref().map(|hasher| hasher.hash_one(key))
     }
 }
 
@@ -69,23 +94,35 @@ impl Shared {
     /// whether or not the wheel has reclaimed it yet. A hit is reported for LRU.
     pub fn get(&self, key: &str, now: u64) -> Option<Entry> {
         let Some(entry) = self.lookup(key.as_bytes()) else {
-            Counters::bump(&self.counters.misses);
+            self.missed(key);
             return None;
         };
         if entry.is_expired(now) {
-            Counters::bump(&self.counters.misses);
             Counters::bump(&self.counters.expired_reads);
+            self.missed(key);
             return None;
         }
         Counters::bump(&self.counters.hits);
-        let hit = Hit {
+        self.report(Read::Hit {
             slot: entry.slot(),
             version: entry.version(),
-        };
-        if self.reads.push(hit).is_err() {
+        });
+        Some(entry)
+    }
+
+    fn missed(&self, key: &str) {
+        Counters::bump(&self.counters.misses);
+        if let Some(hash) = self.frequency_hash(key.as_bytes()) {
+            self.report(Read::Miss { hash });
+        }
+    }
+
+    /// Queues `read` for the actor, or drops it (counted) when the buffer is full:
+    /// a reader never waits for the actor.
+    fn report(&self, read: Read) {
+        if self.reads.push(read).is_err() {
             Counters::bump(&self.counters.read_drops);
         }
-        Some(entry)
     }
 
     /// The first entry whose key is strictly after `key` (or the first of all for

@@ -10,16 +10,21 @@ use std::{
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::StoreConfig;
+use crate::config::{Eviction, StoreConfig};
 
 const SPAN: u64 = 1 << 24; // the wheel's finest bucket; see the model's note on time
 
 pub(super) fn state(capacity: u64, max_memory: u64) -> PartitionState {
+    state_under(Eviction::Lru, capacity, max_memory)
+}
+
+pub(super) fn state_under(eviction: Eviction, capacity: u64, max_memory: u64) -> PartitionState {
     let limits = Limits {
         capacity,
         max_memory,
+        eviction,
     };
-    PartitionState::new(Arc::new(Shared::default()), limits, 0)
+    PartitionState::new(Arc::new(Shared::new(eviction)), limits, 0)
 }
 
 pub(super) fn put(key: &str, value: &str, ttl: Option<u64>) -> Put {
@@ -217,12 +222,116 @@ fn run_model(capacity: u64, ops: Vec<Op>) {
     }
 }
 
+/// W-TinyLFU chooses its victims by frequency, so the model cannot predict them:
+/// it learns after each step which keys the partition dropped, and checks that
+/// nothing was dropped while there was room, that what is held has the value and
+/// version last written, and every answer against that.
+fn run_tinylfu_model(capacity: u64, ops: Vec<Op>) {
+    let mut real = state_under(Eviction::Tinylfu, capacity, u64::MAX / 2);
+    let mut model = Model::default();
+    let mut now = 0u64;
+    for op in ops {
+        // Expired keys stay in the model until the partition reclaims them.
+        match op {
+            Op::Put {
+                key,
+                value,
+                ttl_spans,
+            } => {
+                let (key, value) = (format!("k{key}"), value.to_string());
+                let ttl = ttl_spans.map(|spans| spans * SPAN);
+                let created = model.live(&key, now).is_none();
+                model.version += 1;
+                let deadline = ttl.map(|t| now + t);
+                model
+                    .entries
+                    .insert(key.clone(), (value.clone(), model.version, deadline));
+                let written = real.put(put(&key, &value, ttl), now).unwrap();
+                assert_eq!(
+                    (written.created, written.version),
+                    (created, model.version),
+                    "put {key}"
+                );
+            }
+            Op::PutIfAbsent { key, value } => {
+                let (key, value) = (format!("k{key}"), value.to_string());
+                let mut request = put(&key, &value, None);
+                request.precondition.if_none_match = Some(Tags::Any);
+                let result = real.put(request, now);
+                match model.live(&key, now).map(|entry| entry.1) {
+                    Some(current) => assert_eq!(
+                        result,
+                        Err(PreconditionFailed {
+                            current: Some(current)
+                        })
+                    ),
+                    None => {
+                        model.version += 1;
+                        model.entries.insert(key, (value, model.version, None));
+                        assert_eq!(result.unwrap().version, model.version);
+                    }
+                }
+            }
+            Op::Get { key } => {
+                let key = format!("k{key}");
+                let expected = model.live(&key, now).map(|entry| entry.0.clone());
+                assert_eq!(read(&real, &key, now), expected, "get {key} at {now}");
+            }
+            Op::Delete { key } => {
+                let key = format!("k{key}");
+                let expected = model.live(&key, now).map(|entry| entry.1);
+                model.remove(&key);
+                assert_eq!(
+                    real.delete(&delete(&key), now).unwrap(),
+                    expected,
+                    "delete {key}"
+                );
+            }
+            Op::Advance { spans } => now += spans * SPAN,
+            Op::Tick => real.tick(now),
+        }
+        real.validate();
+        assert!(real.len() as u64 <= capacity);
+        // Learn what was dropped; with room for every live key, nothing may be.
+        let live = model
+            .entries
+            .keys()
+            .filter(|key| model.live(key, now).is_some())
+            .count();
+        let held: Vec<String> = model.entries.keys().cloned().collect();
+        for key in held {
+            match real.shared().peek(key.as_bytes()) {
+                Some(entry) => {
+                    let (value, version, _) = &model.entries[&key];
+                    assert_eq!(entry.value(), value.as_bytes(), "{key} holds another value");
+                    assert_eq!(entry.version(), *version, "{key} holds another version");
+                }
+                None if model.live(&key, now).is_some() => {
+                    assert!(live as u64 > capacity, "{key} dropped while there was room");
+                    model.remove(&key);
+                }
+                None => model.remove(&key),
+            }
+        }
+        assert_eq!(
+            real.len(),
+            model.entries.len(),
+            "the partition holds a key nobody wrote"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn partition_matches_naive_model(capacity in 1..8u64, ops in prop::collection::vec(op(), 1..200)) {
         run_model(capacity, ops);
+    }
+
+    #[test]
+    fn tinylfu_partition_keeps_the_model_invariants(capacity in 1..8u64, ops in prop::collection::vec(op(), 1..200)) {
+        run_tinylfu_model(capacity, ops);
     }
 }
 
@@ -437,4 +546,84 @@ fn partitions_without_a_running_actor_are_reported_until_adopted() {
         assert_eq!(store.unavailable_partitions(), Vec::<usize>::new());
         assert!(store.put(put("k", "1", None)).await.unwrap().created);
     });
+}
+
+// ---- W-TinyLFU ----
+
+/// Hot keys read many times, then a scan of 1,000 one-off keys (10x what the
+/// partition holds; read-through: a miss, then a put): how many hot keys survive.
+fn hot_keys_left_after_a_scan(eviction: Eviction, capacity: u64, max_memory: u64) -> usize {
+    let mut state = state_under(eviction, capacity, max_memory);
+    let hot: Vec<String> = (0..capacity / 2).map(|i| format!("hot{i:04}")).collect();
+    for round in 0..5 {
+        for key in &hot {
+            if read(&state, key, 0).is_none() {
+                state.put(put(key, "0123456789", None), 0).unwrap();
+            }
+        }
+        if round == 0 {
+            state.tick(0);
+        }
+    }
+    state.tick(0);
+    for i in 0..1_000 {
+        let key = format!("scan{i:05}");
+        assert_eq!(read(&state, &key, 0), None);
+        state.put(put(&key, "0123456789", None), 0).unwrap();
+        if i % 100 == 0 {
+            state.validate();
+        }
+    }
+    hot.iter()
+        .filter(|key| read(&state, key, 0).is_some())
+        .count()
+}
+
+#[test]
+fn tinylfu_keeps_frequent_keys_through_a_scan_that_flushes_lru() {
+    let charge = entry::charge(11, 10); // "hot0000" + value; the scan keys are a byte longer
+    for (capacity, max_memory) in [(100, u64::MAX / 2), (10_000, 100 * charge)] {
+        let hot = (capacity.min(100) / 2) as usize;
+        assert_eq!(
+            hot_keys_left_after_a_scan(Eviction::Lru, capacity, max_memory),
+            0
+        );
+        let kept = hot_keys_left_after_a_scan(Eviction::Tinylfu, capacity, max_memory);
+        assert!(
+            kept >= hot * 9 / 10,
+            "{kept} of {hot} kept (capacity {capacity})"
+        );
+    }
+}
+
+/// A key readers keep asking for is admitted once it is put: misses count.
+#[test]
+fn tinylfu_counts_misses_toward_admission() {
+    let mut state = state_under(Eviction::Tinylfu, 10, u64::MAX / 2);
+    for i in 0..10 {
+        state.put(put(&format!("k{i}"), "v", None), 0).unwrap();
+    }
+    for _ in 0..5 {
+        assert_eq!(read(&state, "wanted", 0), None);
+    }
+    state.put(put("wanted", "v", None), 0).unwrap(); // enters the window
+    state.put(put("next", "v", None), 0).unwrap(); // pushes it out: a candidate
+    assert!(read(&state, "wanted", 0).is_some(), "the candidate lost");
+    assert_eq!(state.len(), 10);
+    assert_eq!(state.stats().evictions_capacity, 2);
+    state.validate();
+}
+
+/// A restart loads entries without frequencies: with less room than before, the
+/// least recent go, as under LRU, instead of the newcomers losing every duel.
+#[test]
+fn tinylfu_loading_evicts_the_least_recent() {
+    let mut state = state_under(Eviction::Tinylfu, 3, u64::MAX / 2);
+    for (version, key) in ["a", "b", "c", "d", "e"].iter().enumerate() {
+        state.restore(Entry::new(key, b"v"), version as u64 + 1, entry::NEVER, 0);
+    }
+    let mut held: Vec<String> = state.keys_by_recency();
+    held.sort();
+    assert_eq!(held, ["c", "d", "e"]);
+    state.validate();
 }

@@ -7,14 +7,19 @@
 
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
+use crate::config::Eviction;
+
+mod tinylfu;
 mod walk;
+
+use tinylfu::{PROBATION, REGIONS, TinyLfu};
 
 use super::{
     entry::{Entry, NEVER},
     journal::{Cause, Change, Durable, Journal},
     lru::Lru,
     messages::{Delete, PreconditionFailed, Put, Written},
-    shared::Shared,
+    shared::{Read, Shared},
     stats::{Counters, PartitionStats},
     wheel::TimerWheel,
 };
@@ -27,19 +32,30 @@ enum Removal {
     Memory,
 }
 
-/// One partition's share of the store's limits.
+/// One partition's share of the store's limits, and how it keeps within them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Entries.
     pub capacity: u64,
     /// Approximate bytes (see `entry::charge`).
     pub max_memory: u64,
+    pub eviction: Eviction,
+}
+
+/// Where a write comes from: a client's, which counts as a use of the key, or a
+/// log's being loaded, which does not (and, under W-TinyLFU, skips the window).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    Client,
+    Log,
 }
 
 #[derive(Debug)]
 pub struct PartitionState {
     shared: Arc<Shared>,
     lru: Lru<Entry>,
+    /// W-TinyLFU's state, or `None` for plain LRU (one list in `lru`).
+    policy: Option<Box<TinyLfu>>,
     wheel: TimerWheel,
     limits: Limits,
     memory: u64,
@@ -55,9 +71,15 @@ pub struct PartitionState {
 
 impl PartitionState {
     pub fn new(shared: Arc<Shared>, limits: Limits, now: u64) -> Self {
+        let tinylfu = limits.eviction == Eviction::Tinylfu;
+        assert!(
+            !tinylfu || shared.frequency.is_some(),
+            "a W-TinyLFU partition needs its readers to report misses: Shared::new(Tinylfu)"
+        );
         Self {
             shared,
-            lru: Lru::default(),
+            lru: Lru::with_lists(if tinylfu { REGIONS } else { 1 }),
+            policy: tinylfu.then(|| Box::new(TinyLfu::new(limits))),
             wheel: TimerWheel::new(now),
             limits,
             memory: 0,
@@ -164,7 +186,7 @@ impl PartitionState {
             .ttl
             .map_or(NEVER, |ttl| now.saturating_add(ttl).min(NEVER - 1));
         let version = self.version;
-        let written = self.write(current, put.entry, version, deadline, now);
+        let written = self.write(current, put.entry, version, deadline, now, Origin::Client);
         self.publish_gauges();
         Ok(written)
     }
@@ -177,7 +199,7 @@ impl PartitionState {
             return;
         };
         let current = self.live(entry.key_bytes(), now);
-        self.write(current, entry, version, deadline, now);
+        self.write(current, entry, version, deadline, now, Origin::Log);
         self.publish_gauges();
     }
 
@@ -192,7 +214,8 @@ impl PartitionState {
         if !room || self.journal.is_some() {
             return Some(entry);
         }
-        let slot = self.link(&mut entry, version, deadline);
+        let list = if self.policy.is_some() { PROBATION } else { 0 };
+        let slot = self.link(list, &mut entry, version, deadline);
         let inserted = {
             let found = self.shared.map.get_or_insert(entry.clone(), ());
             found.key().same(&entry)
@@ -222,10 +245,11 @@ impl PartitionState {
         version: u64,
         deadline: u64,
         now: u64,
+        origin: Origin,
     ) -> Written {
         match current {
-            Some(old) => self.replace(&old, entry, version, deadline, now),
-            None => self.insert(entry, version, deadline, now),
+            Some(old) => self.replace(&old, entry, version, deadline, now, origin),
+            None => self.insert(entry, version, deadline, now, origin),
         }
     }
 
@@ -266,13 +290,21 @@ impl PartitionState {
         version: u64,
         deadline: u64,
         now: u64,
+        origin: Origin,
     ) -> Written {
         let slot = old.slot();
         entry.stamp(version, deadline, slot);
         self.memory = self.memory - old.charge() + entry.charge();
         self.schedule(slot, deadline);
-        self.touch(slot);
+        let list = self.lru.list_of(slot);
+        self.weigh_out(slot, old.charge());
         *self.lru.get_mut(slot).expect("live entry has a slot") = entry.clone();
+        self.weigh_in(list, entry.charge());
+        if self.policy.is_some() && origin == Origin::Client {
+            self.accessed(slot);
+        } else {
+            self.touch(slot);
+        }
         // The skiplist unlinks the old node before linking the new one: readers
         // must know (see `shared`), or they would answer 404 for a live key.
         let map = &self.shared.map;
@@ -283,6 +315,9 @@ impl PartitionState {
         }
         Counters::bump(&self.shared.counters.updates);
         // A larger value may push the partition over its memory budget.
+        if self.policy.is_some() {
+            self.rebalance(origin == Origin::Client, now);
+        }
         while self.memory > self.limits.max_memory && self.lru.len() > 1 {
             self.evict_lru(Removal::Memory, now);
         }
@@ -292,26 +327,49 @@ impl PartitionState {
         }
     }
 
-    fn insert(&mut self, mut entry: Entry, version: u64, deadline: u64, now: u64) -> Written {
+    fn insert(
+        &mut self,
+        mut entry: Entry,
+        version: u64,
+        deadline: u64,
+        now: u64,
+        origin: Origin,
+    ) -> Written {
         let charge = entry.charge();
-        self.make_room(charge, now);
-        let slot = self.link(&mut entry, version, deadline);
+        // LRU makes room first; W-TinyLFU lets the newcomer in (to the window, or
+        // when loading to probation) and then decides who goes.
+        let list = match (self.policy.is_some(), origin) {
+            (false, _) => {
+                self.make_room(charge, now);
+                0
+            }
+            (true, Origin::Client) => tinylfu::WINDOW,
+            (true, Origin::Log) => PROBATION,
+        };
+        let slot = self.link(list, &mut entry, version, deadline);
+        if origin == Origin::Client {
+            self.count_use(entry.key_bytes());
+        }
         let logged = self.journal.is_some().then(|| entry.clone());
         self.shared.map.insert(entry, ());
         if let Some(entry) = logged {
             self.record(|| Change::Put(entry));
         }
         self.admitted(slot, charge, deadline);
+        if self.policy.is_some() {
+            self.weigh_in(list, charge);
+            self.rebalance(origin == Origin::Client, now);
+        }
         Written {
             created: true,
             version,
         }
     }
 
-    /// Stamps a new entry with its version, deadline and a fresh LRU slot (as the
-    /// most recent), before it is published.
-    fn link(&mut self, entry: &mut Entry, version: u64, deadline: u64) -> u32 {
-        self.lru.insert_with(|slot| {
+    /// Stamps a new entry with its version, deadline and a fresh slot (as the most
+    /// recent of `list`), before it is published.
+    fn link(&mut self, list: u8, entry: &mut Entry, version: u64, deadline: u64) -> u32 {
+        self.lru.insert_with_in(list, |slot| {
             entry.stamp(version, deadline, slot);
             entry.clone()
         })
@@ -373,7 +431,9 @@ impl PartitionState {
     }
 
     fn remove(&mut self, slot: u32) -> Option<Entry> {
+        let charge = self.lru.get(slot)?.charge();
         self.step_walk_past(slot, false);
+        self.weigh_out(slot, charge);
         let entry = self.lru.remove(slot)?;
         self.wheel.deschedule(slot);
         self.memory -= entry.charge();
@@ -381,10 +441,16 @@ impl PartitionState {
         Some(entry)
     }
 
-    /// Marks `slot` most recently used.
+    /// Marks `slot` most recently used on its list.
     fn touch(&mut self, slot: u32) {
         self.step_walk_past(slot, true);
         self.lru.touch(slot);
+    }
+
+    /// Moves `slot` to the front of another list (a W-TinyLFU region).
+    fn move_region(&mut self, slot: u32, list: u8) {
+        self.walk_past_move(slot);
+        self.lru.move_to_front(slot, list);
     }
 
     fn schedule(&mut self, slot: u32, deadline: u64) {
@@ -405,10 +471,19 @@ impl PartitionState {
     }
 
     fn drain_reads(&mut self) {
-        while let Some(hit) = self.shared.reads.pop() {
-            let current = self.lru.get(hit.slot).map(|entry| entry.version());
-            if current == Some(hit.version) {
-                self.touch(hit.slot);
+        while let Some(read) = self.shared.reads.pop() {
+            match read {
+                Read::Hit { slot, version } => {
+                    if self.lru.get(slot).map(Entry::version) != Some(version) {
+                        continue;
+                    }
+                    if self.policy.is_some() {
+                        self.accessed(slot);
+                    } else {
+                        self.touch(slot);
+                    }
+                }
+                Read::Miss { hash } => self.count_miss(hash),
             }
         }
     }
@@ -436,6 +511,7 @@ impl PartitionState {
         assert_eq!(memory, self.memory, "memory account drifted");
         let with_ttl = self.lru.iter().filter(|e| e.deadline().is_some()).count();
         assert_eq!(with_ttl, self.wheel.len(), "wheel and TTL entries disagree");
+        self.validate_regions();
         for entry in self.lru.iter() {
             let indexed = self
                 .shared

@@ -1,13 +1,23 @@
 //! Snapshots walked in steps: the live entries of a partition handed to its
 //! journal least recently used first, a chunk between two messages, while writes
 //! go on. The walk keeps its place through the cursor, which moves on before the
-//! entry under it is touched or removed.
+//! entry under it is touched or removed. Under W-TinyLFU the regions' lists are
+//! walked one after another: window, probation, protected.
 
-use super::{super::journal::Item, super::lru::NIL, PartitionState};
+use super::{
+    super::{
+        entry::Entry,
+        journal::Item,
+        lru::{Lru, NIL},
+    },
+    PartitionState,
+};
 
 /// A snapshot walk over the LRU list, from least to most recently used.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Walk {
+    /// The list being walked (W-TinyLFU's regions are walked one after another).
+    list: u8,
     /// The next slot to visit (`NIL` when done). Moved on before its entry is
     /// touched or removed, so the walk never loses its place.
     cursor: u32,
@@ -28,10 +38,13 @@ impl PartitionState {
             return false;
         };
         journal.control(Item::SnapshotStart);
-        self.walk = Some(Walk {
-            cursor: self.lru.tail(),
+        let mut walk = Walk {
+            list: 0,
+            cursor: self.lru.tail_of(0),
             upto: self.version,
-        });
+        };
+        next_list(&self.lru, &mut walk);
+        self.walk = Some(walk);
         true
     }
 
@@ -54,6 +67,7 @@ impl PartitionState {
                 chunk.push(entry.clone());
             }
             walk.cursor = self.lru.toward_head(walk.cursor);
+            next_list(&self.lru, walk);
         }
         if !chunk.is_empty() {
             journal.control(Item::SnapshotChunk(chunk));
@@ -77,6 +91,35 @@ impl PartitionState {
         let next = self.lru.toward_head(slot);
         if !(touched && next == NIL) {
             walk.cursor = next;
+            next_list(&self.lru, walk);
         }
+    }
+
+    /// Keeps a snapshot walk's place when the entry under its cursor is about to
+    /// move to another list, which may have been walked already: the entry goes
+    /// into the snapshot now and the cursor moves on. (Any other entry that moves
+    /// lists is either walked already or moves ahead of the cursor: W-TinyLFU
+    /// only moves a region's least recent entry backwards in the walk's order.)
+    pub(super) fn walk_past_move(&mut self, slot: u32) {
+        let Some(walk) = self.walk.as_mut().filter(|walk| walk.cursor == slot) else {
+            return;
+        };
+        let entry = self
+            .lru
+            .get(slot)
+            .filter(|entry| entry.version() <= walk.upto);
+        if let (Some(entry), Some(journal)) = (entry, &mut self.journal) {
+            journal.control(Item::SnapshotChunk(vec![entry.clone()]));
+        }
+        walk.cursor = self.lru.toward_head(slot);
+        next_list(&self.lru, walk);
+    }
+}
+
+/// Moves a walk that reached the end of its list on to the next non-empty list.
+fn next_list(lru: &Lru<Entry>, walk: &mut Walk) {
+    while walk.cursor == NIL && walk.list + 1 < lru.lists() {
+        walk.list += 1;
+        walk.cursor = lru.tail_of(walk.list);
     }
 }
