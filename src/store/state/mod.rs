@@ -348,7 +348,7 @@ impl PartitionState {
         };
         let slot = self.link(list, &mut entry, version, deadline);
         if origin == Origin::Client {
-            self.count_use(entry.key_bytes());
+            self.count_insert(entry.key_bytes());
         }
         let logged = self.journal.is_some().then(|| entry.clone());
         self.shared.map.insert(entry, ());
