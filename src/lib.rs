@@ -25,3 +25,4 @@ pub mod net;
 pub mod persist;
 pub mod server;
 pub mod store;
+pub mod tls;
