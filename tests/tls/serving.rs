@@ -153,3 +153,36 @@ fn http1_framing_rules_hold_under_tls() {
     assert_eq!(client.get("/v1/kv/smuggled").status, 404);
     assert_eq!(client.get("/v1/kv/front").status, 404);
 }
+
+/// The head and body deadlines hold under TLS, and their 408 reaches the client
+/// through it: a stalled head's when the stream ends, a stalled body's as the
+/// connection is dropped (`Transport::try_write`, rustls's records pushed out
+/// without waiting).
+#[test]
+fn stalled_heads_and_bodies_get_408_over_tls() {
+    let fixture = Fixture::new();
+    let toml = "[server]\nclient_request_timeout = \"300ms\"\nclient_body_timeout = \"300ms\"\n";
+    let server = fixture.start(toml, None);
+    let stalled_body = "PUT /v1/kv/slow HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+                        Content-Length: 10\r\n\r\n12";
+    for (partial, says) in [
+        (
+            "GET /health HTTP/1.1\r\nHost:",
+            "request head not received within 300ms",
+        ),
+        (stalled_body, "request body stalled"),
+    ] {
+        let config = client::config(&fixture.ca.pem, None, Protocol::Http1);
+        let mut stream = client::handshake(server.addr, config).unwrap();
+        stream.write_all(partial.as_bytes()).unwrap();
+        let reply = String::from_utf8(read_to_close(&mut stream).unwrap()).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 408"), "{partial:?}: {reply:?}");
+        assert!(reply.contains(says), "{reply}");
+    }
+    let client = fixture.client(server.addr, Protocol::Http1);
+    assert_eq!(
+        client.get("/v1/kv/slow").status,
+        404,
+        "nothing truncated was stored"
+    );
+}
