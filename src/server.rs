@@ -120,7 +120,7 @@ pub fn start_in(config: &Config, env: Environment) -> io::Result<Running> {
         false => None,
     };
     let store = open_store(config, &env)?;
-    let metrics = Metrics::new(store.clone()).map_err(io::Error::other)?;
+    let metrics = Metrics::new(store.clone(), tls.clone()).map_err(io::Error::other)?;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = web::Data::new(AppState {
         store: store.clone(),

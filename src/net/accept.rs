@@ -39,18 +39,19 @@ pub struct Handshake {
 
 impl Handshake {
     /// The connection, ready for actix-http; an error if it never got there.
-    pub async fn accept(self, tcp: TcpStream) -> io::Result<(Stream, Protocol)> {
+    pub async fn accept(&self, tcp: TcpStream) -> io::Result<(Stream, Protocol)> {
         let limit = self.timeouts.head;
         let peer = tcp.peer_addr().ok();
         let result = timeout(limit, self.negotiate(tcp)).await;
         let outcome = result.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
         if let Err(error) = &outcome {
+            self.tls.counters.handshake_failed();
             log::debug!("TLS handshake with {peer:?} failed: {error}");
         }
         outcome
     }
 
-    async fn negotiate(self, mut tcp: TcpStream) -> io::Result<(Stream, Protocol)> {
+    async fn negotiate(&self, mut tcp: TcpStream) -> io::Result<(Stream, Protocol)> {
         let mut first = [0u8; 1];
         if tcp.peek(&mut first).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
@@ -63,7 +64,7 @@ impl Handshake {
         }
         let acceptor = TlsAcceptor::from(self.tls.server_config());
         let tls = Box::new(acceptor.accept(tcp).await?);
-        let (lifecycle, timeouts) = (self.lifecycle, self.timeouts);
+        let (lifecycle, timeouts) = (Arc::clone(&self.lifecycle), self.timeouts);
         Ok(match tls.get_ref().1.alpn_protocol() {
             Some(b"h2") => {
                 let stream = Multiplexed::new(tls, lifecycle, timeouts.keep_alive);

@@ -11,10 +11,15 @@
 //! optional client certificate) from the same files and checks, for whatever will
 //! connect to another RustKV (replication).
 
+mod counters;
 mod files;
 mod validity;
 
-use std::{path::Path, sync::Arc, time::SystemTime};
+use std::{
+    path::Path,
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::SystemTime,
+};
 
 use arc_swap::ArcSwap;
 use rustls::{
@@ -26,6 +31,7 @@ use rustls::{
 
 use crate::config::TlsConfig;
 
+pub use counters::TlsCounters;
 pub use files::TlsError;
 pub use validity::{Validity, validity};
 
@@ -41,6 +47,7 @@ pub struct Tls {
     current: ArcSwap<ServerConfig>,
     /// Shared by every configuration a reload builds, so clients resume across it.
     sessions: Arc<dyn StoresServerSessions>,
+    pub counters: TlsCounters,
 }
 
 impl std::fmt::Debug for Tls {
@@ -59,11 +66,14 @@ impl Tls {
     /// Reads and checks the files of `[tls]`: the error names the bad one.
     pub fn load(files: &TlsConfig) -> Result<Tls, TlsError> {
         let sessions: Arc<dyn StoresServerSessions> = ServerSessionMemoryCache::new(SESSION_CACHE);
-        let config = build(files, Arc::clone(&sessions))?;
+        let (config, not_after) = build(files, Arc::clone(&sessions))?;
+        let counters = TlsCounters::default();
+        counters.serving(not_after);
         Ok(Tls {
             files: files.clone(),
             current: ArcSwap::from_pointee(config),
             sessions,
+            counters,
         })
     }
 
@@ -75,19 +85,30 @@ impl Tls {
     /// Reads the files again and, if they pass every check `load` makes, serves
     /// them from the next handshake on. On error the configuration in use stays.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = build(&self.files, Arc::clone(&self.sessions))?;
+        let built = build(&self.files, Arc::clone(&self.sessions));
+        let (config, not_after) = built.inspect_err(|_| {
+            self.counters.reload_failures.fetch_add(1, Relaxed);
+        })?;
         self.current.store(Arc::new(config));
+        self.counters.serving(not_after);
+        self.counters.reloads.fetch_add(1, Relaxed);
         Ok(())
     }
 }
 
-/// A server configuration from the files.
+/// A server configuration from the files, and when its certificate expires.
 fn build(
     files: &TlsConfig,
     sessions: Arc<dyn StoresServerSessions>,
-) -> Result<ServerConfig, TlsError> {
+) -> Result<(ServerConfig, SystemTime), TlsError> {
     let provider = provider();
     let certified = certified_key(&provider, &files.cert, &files.key)?;
+    // certified_key has read the dates already: this cannot fail.
+    let not_after = certified
+        .cert
+        .first()
+        .and_then(|leaf| validity(leaf))
+        .map_or(SystemTime::UNIX_EPOCH, |dates| dates.not_after);
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Rustls)?;
@@ -106,7 +127,7 @@ fn build(
     let mut config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     config.alpn_protocols = PROTOCOLS.iter().map(|protocol| protocol.to_vec()).collect();
     config.session_storage = sessions;
-    Ok(config)
+    Ok((config, not_after))
 }
 
 /// The certificate chain and its key, checked: readable, in date, matching.

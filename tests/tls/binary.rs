@@ -151,6 +151,18 @@ fn sighup_rotates_the_certificate_and_keeps_it_when_the_new_one_is_bad() {
     );
     let client = Client::new(server.addr, &fixture.ca.pem, None, Protocol::Http2);
     assert_eq!(client.get("/health").status, 200);
+    let metrics = client.get("/metrics").body;
+    for line in [
+        "rustkv_tls_reloads_total 1",
+        "rustkv_tls_reload_failures_total 1",
+        // 4000-01-01, the test certificates' notAfter.
+        "rustkv_tls_certificate_not_after_seconds 64060588800",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{line}\n")),
+            "{line}:\n{metrics}"
+        );
+    }
 }
 
 /// A shutdown closes idle HTTP/2 connections instead of waiting out

@@ -73,14 +73,19 @@ fn plain_http_to_the_tls_port_gets_a_json_400() {
     assert!(head.contains("connection: close"), "{head}");
     let json: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(json["error"], "https_required", "{body}");
-    // And the port still serves HTTPS.
-    assert_eq!(
-        fixture
-            .client(server.addr, Protocol::Http1)
-            .get("/health")
-            .status,
-        200
-    );
+    // And the port still serves HTTPS, and counted the failed handshake.
+    let client = fixture.client(server.addr, Protocol::Http1);
+    assert_eq!(client.get("/health").status, 200);
+    // Counted once the refusal is done with the connection: when the client closes.
+    drop(tcp);
+    let counted = "\nrustkv_tls_handshake_failures_total 1\n";
+    let deadline = Instant::now() + DEADLINE;
+    let mut metrics = client.get("/metrics").body;
+    while !metrics.contains(counted) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        metrics = client.get("/metrics").body;
+    }
+    assert!(metrics.contains(counted), "{metrics}");
 }
 
 #[test]
