@@ -10,7 +10,10 @@
 //! 5. The actor (`store::partition`) updates the skiplist, LRU list and timer wheel.
 //!
 //! Under 1, `net` frames each HTTP/1 request on the TCP stream before actix-http
-//! parses it (timeouts, smuggling, pipelining after a close, shutdown).
+//! parses it (timeouts, smuggling, pipelining after a close, shutdown). With
+//! `[tls]`, `net` does the TLS handshake first, with the configuration `tls`
+//! builds from the certificate files (and rebuilds on SIGHUP), and frames HTTP/1
+//! above TLS; HTTP/2, chosen by ALPN, goes to actix-http's h2 dispatcher.
 //!
 //! `config` loads and validates the TOML configuration before any of this starts.
 //! With persistence on, each partition's actor also hands its changes to its
@@ -25,3 +28,4 @@ pub mod net;
 pub mod persist;
 pub mod server;
 pub mod store;
+pub mod tls;

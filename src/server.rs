@@ -1,4 +1,5 @@
-//! Starting and stopping: the partitions, the HTTP server, signals.
+//! Starting and stopping: the partitions, the HTTP server, signals (SIGINT and
+//! SIGTERM stop, SIGHUP reloads the TLS certificate).
 //!
 //! `start` is shared by `main` and the black-box tests (which bind port 0 and may
 //! pass a mock clock); `run` adds signal handling and waits for the end.
@@ -30,6 +31,7 @@ use crate::{
     net::{self, Lifecycle, Timeouts},
     persist::{Aof, SyncHook},
     store::{Persistence, Store, StoreClock},
+    tls::Tls,
 };
 
 /// A started server: await `server` to run it to completion.
@@ -39,6 +41,8 @@ pub struct Running {
     pub store: Store,
     /// Running, draining or stopping: `shut_down` moves it on.
     pub lifecycle: Arc<Lifecycle>,
+    /// The TLS configuration, with `[tls]` set: `reload_tls` rotates it.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// Routes registered ahead of the product's: tests use them to reach inside a
@@ -110,8 +114,13 @@ pub fn start_in(config: &Config, env: Environment) -> io::Result<Running> {
         .map_err(io::Error::other)?
         .map(|token| Arc::<[u8]>::from(token.into_bytes()));
     warn_if_exposed(config, token.is_some());
+    // Before the store: a bad certificate should not wait for a recovery to be told.
+    let tls = match config.tls.enabled() {
+        true => Some(Arc::new(Tls::load(&config.tls).map_err(io::Error::other)?)),
+        false => None,
+    };
     let store = open_store(config, &env)?;
-    let metrics = Metrics::new(store.clone()).map_err(io::Error::other)?;
+    let metrics = Metrics::new(store.clone(), tls.clone()).map_err(io::Error::other)?;
     let lifecycle = Arc::new(Lifecycle::default());
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -174,15 +183,22 @@ pub fn start_in(config: &Config, env: Environment) -> io::Result<Running> {
         let local = listener.local_addr()?;
         addrs.push(local);
         let (app, lifecycle) = (app.clone(), Arc::clone(&lifecycle));
-        builder = builder.listen("rustkv", listener, move || {
-            net::http1(app(), timeouts, Arc::clone(&lifecycle), local)
-        })?;
+        builder = match tls.clone() {
+            Some(tls) => builder.listen("rustkv-https", listener, move || {
+                let (lifecycle, tls) = (Arc::clone(&lifecycle), Arc::clone(&tls));
+                net::https(app(), timeouts, lifecycle, local, tls)
+            })?,
+            None => builder.listen("rustkv", listener, move || {
+                net::http1(app(), timeouts, Arc::clone(&lifecycle), local)
+            })?,
+        };
     }
     Ok(Running {
         server: builder.run(),
         addrs,
         store,
         lifecycle,
+        tls,
     })
 }
 
@@ -197,18 +213,55 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Binding beyond loopback without a token exposes the whole cache: say so loudly.
+/// Binding beyond loopback without a token exposes the whole cache, and with a
+/// token but without TLS the token crosses the network readable: say so loudly.
 fn warn_if_exposed(config: &Config, has_token: bool) {
     let loopback = (config.server.bind.as_str(), config.server.port)
         .to_socket_addrs()
         .map(|mut addrs| addrs.all(|addr| addr.ip().is_loopback()))
         .unwrap_or(false);
-    if !loopback && !has_token {
+    if loopback {
+        return;
+    }
+    if !has_token {
         warn!(
             "listening on {} without authentication: anyone who can reach it can read and \
              write the cache; set [auth] token_file or RUSTKV_TOKEN",
             config.server.bind
         );
+    } else if !config.tls.enabled() {
+        warn!(
+            "listening on {} over plain HTTP: the bearer token and every key and value \
+             cross the network in clear text; set [tls] cert and key",
+            config.server.bind
+        );
+    }
+}
+
+/// Reloads the TLS files on each SIGHUP; a bad file keeps the ones in use.
+/// Handled without TLS too, where it reloads nothing: a SIGHUP meant for a reload
+/// must not stop the server, as its default action would.
+async fn reload_on_hangup(tls: Option<Arc<Tls>>) {
+    use actix_rt::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        warn!("cannot listen for SIGHUP: TLS certificates will not reload");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match &tls {
+            Some(tls) => reload_tls(tls),
+            None => info!("SIGHUP received: nothing to reload ([tls] is not set)"),
+        }
+    }
+}
+
+/// Reloads the TLS files and logs the outcome.
+pub fn reload_tls(tls: &Tls) {
+    match tls.reload() {
+        Ok(()) => info!("SIGHUP received: TLS certificate reloaded; new connections use it"),
+        Err(error) => {
+            warn!("SIGHUP received: TLS reload failed, keeping the certificate in use: {error}")
+        }
     }
 }
 
@@ -226,13 +279,18 @@ pub async fn run(config: Config) -> io::Result<()> {
     let running = start(&config, quanta::Clock::new())?;
     info!("effective configuration:\n{}", describe(&config));
     info!(
-        "rustkv listening on {:?}: {} partitions, {} workers, capacity {}, max_memory {}",
+        "rustkv listening on {:?} ({}): {} partitions, {} workers, capacity {}, max_memory {}",
         running.addrs,
+        match running.tls {
+            Some(_) => "HTTPS",
+            None => "plain HTTP",
+        },
         running.store.partition_count(),
         config.server.resolved_workers(),
         config.store.capacity,
         config.store.max_memory,
     );
+    actix_rt::spawn(reload_on_hangup(running.tls.clone()));
     let handle = running.server.handle();
     let lifecycle = Arc::clone(&running.lifecycle);
     let server = config.server.clone();

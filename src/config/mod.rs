@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod persistence;
+mod tls;
 
 pub use auth::{AuthConfig, TOKEN_ENV};
 pub use persistence::{Fsync, MAX_PERSISTENT_PARTITIONS, Mode, PersistenceConfig};
+pub use tls::TlsConfig;
 
 /// The default configuration, as shipped in `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -31,6 +33,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub persistence: PersistenceConfig,
+    pub tls: TlsConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -250,6 +253,7 @@ impl Config {
             "with persistence on, a key and value must fit in a log record (128 MiB)",
         )?;
         self.auth.resolve()?;
+        self.tls.validate()?;
         let store = &self.store;
         // A PyRustKV insert body carries the key and the value plus a little JSON.
         let largest_insert = store.max_value_bytes.as_u64() + store.max_key_bytes as u64 * 6 + 64;

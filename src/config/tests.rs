@@ -99,6 +99,9 @@ fn invalid_values_name_their_key() {
             "persistence.retry_interval",
         ),
         ("[persistence]\nmode = \"rdb\"", "mode"),
+        ("[tls]\ncert = \"cert.pem\"", "tls.cert"),
+        ("[tls]\nkey = \"key.pem\"", "tls.key"),
+        ("[tls]\nclient_ca = \"ca.pem\"", "tls.client_ca"),
     ];
     for (text, key) in cases {
         let error = match Config::parse(text) {

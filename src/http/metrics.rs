@@ -20,7 +20,10 @@ use super::{
     AppState,
     tracking::{CLASSES, ROUTES, RouteHandles},
 };
-use crate::store::{PartitionStats, Store, StoreStats};
+use crate::{
+    store::{PartitionStats, Store, StoreStats},
+    tls::Tls,
+};
 
 /// The metrics handles shared by every worker.
 pub struct Metrics {
@@ -32,7 +35,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(store: Store) -> prometheus::Result<Arc<Metrics>> {
+    /// The registry; with `tls`, its handshake, reload and expiry figures too.
+    pub fn new(store: Store, tls: Option<Arc<Tls>>) -> prometheus::Result<Arc<Metrics>> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
@@ -63,6 +67,9 @@ impl Metrics {
             store.clone(),
         )?))?;
         registry.register(Box::new(StoreCollector::new(store)?))?;
+        if let Some(tls) = tls {
+            registry.register(Box::new(super::tls_metrics::TlsCollector::new(tls)?))?;
+        }
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),

@@ -22,6 +22,7 @@ mod meta;
 pub mod metrics;
 mod native;
 pub mod openapi;
+mod tls_metrics;
 pub mod tracking;
 
 use actix_web::{HttpResponse, http::StatusCode, http::header::ContentType, web};

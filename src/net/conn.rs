@@ -1,6 +1,6 @@
-//! `Conn`: the TCP stream actix-http reads requests from, through the framing
-//! tracker. It owns the deadlines actix lacks or applies once: every head gets
-//! `client_request_timeout` from its first byte (408 after), a body gets
+//! `Conn`: the stream actix-http reads HTTP/1 requests from (TCP, or TLS over
+//! it), through the framing tracker. It owns the deadlines actix lacks or applies
+//! once: every head gets `client_request_timeout` from its first byte (408 after), a body gets
 //! `client_body_timeout` per period without progress, an idle connection gets
 //! `keep_alive`. Ending the stream for actix is how it stops a connection: actix
 //! answers what it has, then shuts the write side down, and a refusal (400, 408,
@@ -21,10 +21,7 @@ use std::{
 };
 
 use actix_codec::{AsyncRead, AsyncWrite, ReadBuf};
-use actix_rt::{
-    net::TcpStream,
-    time::{Instant, Sleep, sleep},
-};
+use actix_rt::time::{Instant, Sleep, sleep};
 use bytes::{Buf, Bytes};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -33,6 +30,7 @@ use super::{
     framing::{Framing, Gate, Phase},
     gate::{ConnHandle, Shared},
     refusal::Refusal,
+    transport::Transport,
 };
 
 /// The deadlines a connection applies, from `[server]`.
@@ -51,7 +49,7 @@ struct Armed {
 }
 
 pub struct Conn {
-    io: TcpStream,
+    io: Transport,
     framing: Framing,
     shared: Rc<Shared>,
     lifecycle: Arc<Lifecycle>,
@@ -72,7 +70,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(io: TcpStream, lifecycle: Arc<Lifecycle>, timeouts: Timeouts) -> Conn {
+    pub fn new(io: Transport, lifecycle: Arc<Lifecycle>, timeouts: Timeouts) -> Conn {
         lifecycle.connection_opened();
         Conn {
             io,
@@ -299,7 +297,7 @@ impl Drop for Conn {
         // the refusal goes out as far as the socket takes it without waiting.
         if let Some(response) = self.pending_refusal() {
             let response = response.clone();
-            let _ = self.io.try_write(&response);
+            self.io.try_write(&response);
         }
         self.lifecycle.connection_closed();
     }

@@ -32,6 +32,10 @@ pub struct Shared {
     last: Cell<bool>,
     /// The connection's reader, parked until the next answer.
     reader: Cell<Option<Waker>>,
+    /// HTTP/2: requests run side by side, and the connection counts them
+    /// (`in_flight`) to know when it is idle. HTTP/1 has its framing for that.
+    multiplexed: bool,
+    in_flight: Cell<usize>,
 }
 
 impl Shared {
@@ -42,7 +46,22 @@ impl Shared {
             closing: Cell::default(),
             last: Cell::default(),
             reader: Cell::default(),
+            multiplexed: false,
+            in_flight: Cell::default(),
         }
+    }
+
+    /// For an HTTP/2 connection, which counts its requests in flight.
+    pub fn multiplexed(lifecycle: Arc<Lifecycle>) -> Self {
+        Shared {
+            multiplexed: true,
+            ..Shared::new(lifecycle)
+        }
+    }
+
+    /// Requests received and not yet answered (counted on HTTP/2 only).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.get()
     }
 
     pub fn answered(&self) -> u64 {
@@ -127,9 +146,14 @@ where
         let shared = request
             .conn_data::<ConnHandle>()
             .map(|handle| handle.0.clone());
+        let in_flight = shared
+            .as_ref()
+            .filter(|shared| shared.multiplexed)
+            .map(|shared| InFlight::new(Rc::clone(shared)));
         Answer {
             inner: self.service.call(request),
             shared,
+            _in_flight: in_flight,
             body: PhantomData,
         }
     }
@@ -141,7 +165,33 @@ pin_project! {
         #[pin]
         inner: F,
         shared: Option<Rc<Shared>>,
+        // Counts the request until its answer is ready or it is dropped (an
+        // HTTP/2 stream reset by the client drops it unanswered).
+        _in_flight: Option<InFlight>,
         body: PhantomData<fn() -> B>,
+    }
+}
+
+/// One HTTP/2 request in flight on its connection.
+struct InFlight(Rc<Shared>);
+
+impl InFlight {
+    fn new(shared: Rc<Shared>) -> InFlight {
+        shared.in_flight.set(shared.in_flight.get() + 1);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight {
+    /// The last request leaving wakes the reader, which may now time out as idle.
+    fn drop(&mut self) {
+        let left = self.0.in_flight.get() - 1;
+        self.0.in_flight.set(left);
+        if left == 0
+            && let Some(waker) = self.0.reader.take()
+        {
+            waker.wake();
+        }
     }
 }
 
@@ -155,6 +205,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
+        this._in_flight.take();
         let Some(shared) = this.shared.take() else {
             return Poll::Ready(result.map(Into::into));
         };

@@ -6,7 +6,10 @@
 //!   malformed heads with JSON instead of actix's empty 400, strip chunk trailers,
 //!   and end the stream after a request that closes the connection.
 //! - `conn`: the stream type actix reads through the tracker; the head, body and
-//!   keep-alive deadlines.
+//!   keep-alive deadlines. Over `transport`: the TCP stream, or TLS over it.
+//! - `accept`: on an HTTPS port, the TLS handshake, and by ALPN either a `Conn`
+//!   over TLS (HTTP/1.1) or an `h2::Multiplexed` (HTTP/2, which has no HTTP/1
+//!   framing to track); `stream` is the one type actix-http serves for both.
 //! - `gate`: the service in front of the App that reports each answer back to the
 //!   connection (so nothing pipelined after a `Connection: close` answer runs).
 //! - `refusal`: the JSON answers this layer gives by itself.
@@ -18,11 +21,15 @@
 //! head timeout to the first request only; body timeouts are left to applications
 //! (actix-web #928). Patching the dispatcher would mean vendoring 1,300 lines.
 
+mod accept;
 mod conn;
 pub mod framing;
 mod gate;
+mod h2;
 pub mod head;
 pub mod refusal;
+mod stream;
+mod transport;
 
 use std::{
     fmt,
@@ -41,9 +48,14 @@ use actix_service::{IntoServiceFactory, ServiceFactory, ServiceFactoryExt, fn_se
 use actix_web::{Error, dev::AppConfig};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use accept::Handshake;
 use conn::Conn;
 pub use conn::Timeouts;
 use gate::GateLayer;
+use stream::Stream;
+use transport::Transport;
+
+use crate::tls::Tls;
 
 const RUNNING: u8 = 0;
 const DRAINING: u8 = 1;
@@ -107,6 +119,29 @@ impl fmt::Debug for Lifecycle {
     }
 }
 
+/// The App as a service for actix-http: errors rendered, the gate in front. A
+/// macro, not a function: `HttpService` needs the concrete service types that an
+/// `impl ServiceFactory` return would hide.
+macro_rules! gated {
+    ($app:expr) => {{
+        let app = $app
+            .into_factory()
+            .map_err(|error| error.into().error_response())
+            .map_init_err(|error| log::error!("cannot start the App: {error:?}"));
+        let app = actix_service::map_config(app, |()| AppConfig::default());
+        actix_service::apply(GateLayer::new(), app)
+    }};
+}
+
+/// actix's keep-alive: `Conn` and `Multiplexed` time idle connections out
+/// themselves, so actix need not (and sends no HTTP/2 pings).
+fn keep_alive(timeouts: &Timeouts) -> KeepAlive {
+    match timeouts.keep_alive.is_zero() {
+        false => KeepAlive::Os,
+        true => KeepAlive::Disabled,
+    }
+}
+
 /// An HTTP/1 service over `Conn` for one listener, as `HttpServer` builds over
 /// `TcpStream`; called once per worker with that worker's App.
 pub fn http1<F, S, B>(
@@ -130,19 +165,8 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
-    let keep_alive = match timeouts.keep_alive.is_zero() {
-        // Conn times idle connections out itself, so actix need not.
-        false => KeepAlive::Os,
-        true => KeepAlive::Disabled,
-    };
-    let app = app
-        .into_factory()
-        .map_err(|error| error.into().error_response())
-        .map_init_err(|error| log::error!("cannot start the App: {error:?}"));
-    let app = actix_service::map_config(app, |()| AppConfig::default());
-    let app = actix_service::apply(GateLayer::new(), app);
     let service = HttpService::<Conn, _, _>::build()
-        .keep_alive(keep_alive)
+        .keep_alive(keep_alive(&timeouts))
         // Conn applies it to every head; actix only to a connection's first.
         .client_request_timeout(Duration::ZERO)
         .client_disconnect_timeout(Duration::from_secs(1))
@@ -150,10 +174,61 @@ where
         .on_connect_ext(|io: &Conn, data| {
             data.insert(io.handle());
         })
-        .h1(app);
+        .h1(gated!(app));
     fn_service(move |io: TcpStream| {
         let peer = io.peer_addr().ok();
-        ready(Ok((Conn::new(io, Arc::clone(&lifecycle), timeouts), peer)))
+        let conn = Conn::new(Transport::Plain(io), Arc::clone(&lifecycle), timeouts);
+        ready(Ok((conn, peer)))
+    })
+    .and_then(service)
+}
+
+/// An HTTPS service for one listener: the TLS handshake (`accept`), then HTTP/1.1
+/// through `Conn` or HTTP/2, as ALPN chose; called once per worker.
+pub fn https<F, S, B>(
+    app: F,
+    timeouts: Timeouts,
+    lifecycle: Arc<Lifecycle>,
+    local: SocketAddr,
+    tls: Arc<Tls>,
+) -> impl ServiceFactory<
+    TcpStream,
+    Config = (),
+    Response = (),
+    Error = actix_http::error::DispatchError,
+    InitError = (),
+>
+where
+    F: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<Error> + 'static,
+    S::InitError: fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let service = HttpService::<Stream, _, _>::build()
+        .keep_alive(keep_alive(&timeouts))
+        .client_request_timeout(Duration::ZERO)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .local_addr(local)
+        .secure()
+        .on_connect_ext(|io: &Stream, data| {
+            data.insert(io.handle());
+        })
+        .finish(gated!(app));
+    let handshake = Handshake {
+        tls,
+        lifecycle,
+        timeouts,
+    };
+    fn_service(move |io: TcpStream| {
+        let peer = io.peer_addr().ok();
+        let handshake = handshake.clone();
+        async move {
+            let (stream, protocol) = handshake.accept(io).await?;
+            Ok((stream, protocol, peer))
+        }
     })
     .and_then(service)
 }

@@ -27,6 +27,9 @@ pub enum Refusal {
     /// A body that stopped arriving for `server.client_body_timeout`.
     #[error("request body stalled: nothing received for {0}")]
     BodyTimeout(String),
+    /// Plain HTTP sent to a port that speaks HTTPS.
+    #[error("this port speaks HTTPS only: use an https:// URL")]
+    PlainHttp,
 }
 
 impl Refusal {
@@ -45,6 +48,7 @@ impl Refusal {
             Refusal::HeadTimeout(_) | Refusal::BodyTimeout(_) => {
                 (StatusCode::REQUEST_TIMEOUT, "request_timeout")
             }
+            Refusal::PlainHttp => (StatusCode::BAD_REQUEST, "https_required"),
         }
     }
 

@@ -37,6 +37,7 @@ pub const STATS_COUNTERS: [&str; 10] = [
 
 pub struct TestServer {
     pub base: String,
+    pub addr: std::net::SocketAddr,
     handle: ServerHandle,
     thread: Option<thread::JoinHandle<()>>,
     mock: Option<Arc<quanta::Mock>>,
@@ -133,6 +134,11 @@ impl TestServer {
             config.store.tick = Duration::from_millis(10);
         }
         config.validate().expect("test config is valid");
+        let scheme = if config.tls.enabled() {
+            "https"
+        } else {
+            "http"
+        };
         let (sender, receiver) = mpsc::channel();
         let thread = thread::spawn(move || {
             let system = actix_web::rt::System::new();
@@ -166,7 +172,8 @@ impl TestServer {
             .max_idle_connections_per_host(64)
             .build();
         Ok(TestServer {
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
+            addr,
             handle,
             thread: Some(thread),
             mock,

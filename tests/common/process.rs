@@ -105,6 +105,45 @@ impl Server {
         self.child.0.id()
     }
 
+    /// Sends a signal by name (`"HUP"`, `"TERM"`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -{name} {}", self.pid());
+    }
+
+    /// Waits at most `limit` for the process to exit on its own.
+    pub fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self
+                .child
+                .0
+                .try_wait()
+                .expect("the child can be waited for")
+            {
+                return Some(status);
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Waits at most `limit` for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if tail(&self.log).contains(text) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// The last lines the process wrote to stderr.
     pub fn log_tail(&self) -> String {
         tail(&self.log)
