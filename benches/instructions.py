@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Instructions per request, counted by callgrind: the same release build with
-`[metrics] requests` on and off, so the cost of request metrics is a repeatable count
-instead of a noisy throughput figure.
+`[metrics] requests` on and off (or persistence off and on, or eviction lru and
+tinylfu), so the cost of a feature is a repeatable count instead of a noisy
+throughput figure.
 
 Run from the project root:  python3 benches/instructions.py [--requests 3000]
+                            python3 benches/instructions.py --eviction [--capacity 50]
 
 For each configuration and each request kind it runs the server (one HTTP worker,
 which also runs the partition actors) under `valgrind --tool=callgrind` twice, serving
@@ -44,25 +46,28 @@ def log(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def send(conn, method, path, body):
+def send(conn, method, path, body, missing_ok=False):
     headers = {"Content-Type": "application/json"} if body else {}
     conn.request(method, path, body=body, headers=headers)
     response = conn.getresponse()
     response.read()
-    if response.status >= 300:
+    if response.status >= 300 and not (missing_ok and response.status == 404):
         raise SystemExit(f"{method} {path} answered {response.status}")
 
 
-def count(kind, metrics_on, requests, tmp, persistence=False):
+def count(kind, metrics_on, requests, tmp, persistence=False, eviction="lru", capacity=None):
     """Instructions the HTTP worker thread runs to serve `requests` requests of `kind`,
-    and those of all threads (with persistence on, the log writer's too)."""
+    and those of all threads (with persistence on, the log writer's too). With a
+    `capacity` below KEYS, PUTs evict and GETs miss."""
     port = free_port()
     config = os.path.join(tmp, "rustkv.toml")
     data = os.path.join(tmp, "data")
     shutil.rmtree(data, ignore_errors=True)
     with open(config, "w") as file:
-        file.write(f'[server]\nport = {port}\nworkers = 1\n\n[store]\ntick = "10s"\n\n'
-                   f"[metrics]\nrequests = {str(metrics_on).lower()}\n")
+        file.write(f'[server]\nport = {port}\nworkers = 1\n\n[store]\ntick = "10s"\n'
+                   f'eviction = "{eviction}"\n'
+                   + (f"capacity = {capacity}\n" if capacity else "")
+                   + f"\n[metrics]\nrequests = {str(metrics_on).lower()}\n")
         if persistence:
             file.write(f'[persistence]\nmode = "aof"\nfsync = "everysec"\ndir = "{data}"\n')
     out = os.path.join(tmp, "callgrind.out")
@@ -77,7 +82,8 @@ def count(kind, metrics_on, requests, tmp, persistence=False):
         method, path, body = KINDS[kind]
         for n in range(requests):
             key = n % KEYS
-            send(conn, method, path.format(n=key), body and body.replace("{n}", str(key)))
+            send(conn, method, path.format(n=key), body and body.replace("{n}", str(key)),
+                 missing_ok=capacity is not None)
         conn.close()
     finally:
         process.send_signal(signal.SIGTERM)
@@ -103,6 +109,10 @@ def main():
                         "(e.g. an older commit's, for a before/after)")
     parser.add_argument("--persistence", action="store_true",
                         help="compare persistence off and aof/everysec (metrics on) instead")
+    parser.add_argument("--eviction", action="store_true",
+                        help="compare store.eviction lru and tinylfu (metrics on) instead")
+    parser.add_argument("--capacity", type=int,
+                        help=f"store.capacity (below {KEYS}, every PUT evicts and GETs miss)")
     args = parser.parse_args()
     global BINARY
     if not shutil.which("valgrind"):
@@ -117,11 +127,16 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds.split(","):
             per_request = {}
-            axis = "persistence" if args.persistence else "metrics"
+            axis = ("persistence" if args.persistence else
+                    "tinylfu" if args.eviction else "metrics")
             for on in (False, True):
-                metrics_on, persistence = (True, on) if args.persistence else (on, False)
-                low = count(kind, metrics_on, n, tmp, persistence)
-                high = count(kind, metrics_on, 2 * n, tmp, persistence)
+                settings = dict(metrics_on=on, capacity=args.capacity)
+                if args.persistence:
+                    settings.update(metrics_on=True, persistence=on)
+                if args.eviction:
+                    settings.update(metrics_on=True, eviction="tinylfu" if on else "lru")
+                low = count(kind, requests=n, tmp=tmp, **settings)
+                high = count(kind, requests=2 * n, tmp=tmp, **settings)
                 per_request[on] = [(h - l) / n for h, l in zip(high, low)]
                 log(f"{kind} {axis} {'on' if on else 'off'}: {per_request[on][0]:,.0f} "
                     f"instructions per request on the worker, {per_request[on][1]:,.0f} on all threads")

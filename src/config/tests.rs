@@ -30,6 +30,19 @@ fn sizes_and_durations_are_human_readable() {
 }
 
 #[test]
+fn eviction_policies_parse_and_others_are_named() {
+    let config = Config::parse("[store]\neviction = \"tinylfu\"\n").unwrap();
+    assert_eq!(config.store.eviction, Eviction::Tinylfu);
+    let error = Config::parse("[store]\neviction = \"lfu\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("eviction") && error.contains("tinylfu"),
+        "{error}"
+    );
+}
+
+#[test]
 fn unknown_key_is_named() {
     let error = Config::parse("[store]\ncapasity = 7\n")
         .unwrap_err()
