@@ -16,9 +16,12 @@ was dropped (read_drops, printed) if the read buffer overflowed.
 The trace is `benches/hit_ratio.rs`'s "mixed" (its numbers drawn here by Python's
 seeded `random`, so not the same sequence): 70% zipf 0.9 over 10,000 keys, 30% the
 next key of a loop over 2,500 keys, and a burst of 2,000 one-off keys every 50,000
-requests. With several connections, connection i replays requests i, i + n, ... on
-its own thread, so hits and miss reports from several readers compete for the read
-buffer while puts arrive in between, as they would from a fleet of app servers.
+requests. With several connections, each on its own thread takes the trace's next
+request when it is free, so the trace keeps its order (up to the requests in flight)
+while hits and miss reports from several readers compete for the read buffer and puts
+arrive in between, as from a fleet of app servers. (Giving each connection its own
+stride of the trace instead lets the threads drift thousands of requests apart, which
+shortens the loop's reuse distance and flatters LRU.)
 
 Everything runs on 127.0.0.1; each server is started from target/release/rustkv.
 """
@@ -74,10 +77,15 @@ def start(binary, eviction, directory):
     return process, port
 
 
-def replay(port, ids):
-    """One connection, read-through: GET, and PUT on a 404."""
+def replay(port, ids, lock):
+    """One connection, read-through: GET, and PUT on a 404, taking the shared
+    iterator's next key id each time."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    for key_id in ids:
+    while True:
+        with lock:
+            key_id = next(ids, None)
+        if key_id is None:
+            break
         path = f"/v1/kv/key{key_id}"
         connection.request("GET", path)
         response = connection.getresponse()
@@ -97,8 +105,9 @@ def run(binary, eviction, connections, trace):
     with tempfile.TemporaryDirectory() as directory:
         process, port = start(binary, eviction, directory)
         try:
-            threads = [threading.Thread(target=replay, args=(port, trace[i::connections]))
-                       for i in range(connections)]
+            ids, lock = iter(trace), threading.Lock()
+            threads = [threading.Thread(target=replay, args=(port, ids, lock))
+                       for _ in range(connections)]
             for thread in threads:
                 thread.start()
             for thread in threads:
