@@ -189,7 +189,7 @@ pub fn start_in(config: &Config, env: Environment) -> io::Result<Running> {
                 net::https(app(), timeouts, lifecycle, local, tls)
             })?,
             None => builder.listen("rustkv", listener, move || {
-                net::http1(app(), timeouts, Arc::clone(&lifecycle), local)
+                net::plain(app(), timeouts, Arc::clone(&lifecycle), local)
             })?,
         };
     }

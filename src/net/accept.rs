@@ -1,5 +1,8 @@
-//! The TLS handshake of a new connection, and what it turns into: an HTTP/1
-//! `Conn` over TLS, or an HTTP/2 `Multiplexed`, as ALPN decided.
+//! What a new connection turns into: an HTTP/1 `Conn` or an HTTP/2
+//! `Multiplexed`. On a TLS port the handshake comes first and ALPN decides; on a
+//! plain port a client that opens with HTTP/2's preface gets HTTP/2 (h2c with
+//! prior knowledge, RFC 9113 §3.3, as `oha --http2` and h2load speak it), any
+//! other HTTP/1.
 //!
 //! A plain-HTTP request to this port is answered before any handshake: with a
 //! 400 in JSON saying to use https, as nginx does, rather than rustls's alert,
@@ -23,6 +26,34 @@ use crate::tls::Tls;
 
 /// A TLS record's first byte: a handshake.
 const TLS_HANDSHAKE: u8 = 0x16;
+
+/// The start of HTTP/2's connection preface: no HTTP/1 request line begins so.
+/// actix-http's own `tcp_auto_h2c` peeks at the same twelve bytes.
+const H2_PREFACE: &[u8; 12] = b"PRI * HTTP/2";
+
+/// A plain connection: HTTP/2 if its first bytes are the preface, else HTTP/1.
+/// Waits for the first bytes up to `keep_alive` (a connection that never speaks
+/// is idle) and closes if none come.
+pub async fn plain(
+    tcp: TcpStream,
+    lifecycle: Arc<Lifecycle>,
+    timeouts: Timeouts,
+) -> io::Result<(Stream, Protocol)> {
+    let mut first = [0u8; H2_PREFACE.len()];
+    let wait = timeouts.keep_alive.max(timeouts.head);
+    let peeked = timeout(wait, tcp.peek(&mut first)).await;
+    let read = peeked.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))?;
+    if read == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(if &first == H2_PREFACE {
+        let stream = Multiplexed::new(Transport::Plain(tcp), lifecycle, timeouts.keep_alive);
+        (Stream::H2(stream), Protocol::Http2)
+    } else {
+        let conn = Conn::new(Transport::Plain(tcp), lifecycle, timeouts);
+        (Stream::H1(conn), Protocol::Http1)
+    })
+}
 
 /// How long the plain-HTTP refusal waits for the client to finish sending, so
 /// that closing with its request unread does not reset the connection (which
@@ -67,7 +98,7 @@ impl Handshake {
         let (lifecycle, timeouts) = (Arc::clone(&self.lifecycle), self.timeouts);
         Ok(match tls.get_ref().1.alpn_protocol() {
             Some(b"h2") => {
-                let stream = Multiplexed::new(tls, lifecycle, timeouts.keep_alive);
+                let stream = Multiplexed::new(Transport::Tls(tls), lifecycle, timeouts.keep_alive);
                 (Stream::H2(stream), Protocol::Http2)
             }
             // http/1.1, or a client without ALPN: HTTP/1.

@@ -156,14 +156,21 @@ impl Conn {
     /// Whether a shutdown has stopped reading requests; registers this task to be
     /// woken when it does.
     fn stop_requested(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.lifecycle.stopping() {
-            return true;
+        self.lifecycle.stopping() || self.register_stop(cx)
+    }
+
+    /// Has a shutdown wake this task, once per connection; true if it already
+    /// stopped. Done on every read that waits, not only between requests: actix
+    /// polls the read side again after an answer only when bytes arrive, so a
+    /// connection whose first poll already had its request (the h2c peek, a TLS
+    /// handshake) and that then goes idle would otherwise sleep through the
+    /// shutdown until `shutdown_timeout`.
+    fn register_stop(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.stop_registered {
+            return false;
         }
-        if !self.stop_registered {
-            self.stop_registered = true;
-            return self.stopped.as_mut().poll(cx).is_ready();
-        }
-        false
+        self.stop_registered = true;
+        self.stopped.as_mut().poll(cx).is_ready()
     }
 
     /// While an answer is owed no deadline applies; the keep-alive timer is armed
@@ -233,6 +240,7 @@ impl AsyncRead for Conn {
                 Poll::Ready(Ok(_)) => this.progress = true,
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                 Poll::Pending if held => {
+                    this.register_stop(cx);
                     this.arm_for_answer(cx);
                     return Poll::Pending;
                 }

@@ -1,4 +1,5 @@
-//! `Multiplexed`: the TLS stream an HTTP/2 connection runs on. HTTP/2 frames are
+//! `Multiplexed`: the stream an HTTP/2 connection runs on (TLS after ALPN chose
+//! h2, or plain TCP whose client opened with the HTTP/2 preface: h2c). HTTP/2 frames are
 //! not HTTP/1 messages, so the framing tracker stays out of it (h2 parses and
 //! bounds its own frames); what it keeps from `Conn` is the connection's place in
 //! the `Lifecycle` and an end: an idle connection (no request in flight) closes
@@ -19,16 +20,13 @@ use std::{
 };
 
 use actix_codec::{AsyncRead, AsyncWrite, ReadBuf};
-use actix_rt::{
-    net::TcpStream,
-    time::{Instant, Sleep, sleep},
-};
-use tokio_rustls::server::TlsStream;
+use actix_rt::time::{Instant, Sleep, sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{
     Lifecycle,
     gate::{ConnHandle, Shared},
+    transport::Transport,
 };
 
 /// How long a shutdown leaves an idle connection to write its last answer: the
@@ -37,7 +35,7 @@ use super::{
 const LAST_WRITE_GRACE: Duration = Duration::from_millis(100);
 
 pub struct Multiplexed {
-    io: Box<TlsStream<TcpStream>>,
+    io: Transport,
     shared: Rc<Shared>,
     lifecycle: Arc<Lifecycle>,
     keep_alive: Duration,
@@ -51,11 +49,7 @@ pub struct Multiplexed {
 }
 
 impl Multiplexed {
-    pub fn new(
-        io: Box<TlsStream<TcpStream>>,
-        lifecycle: Arc<Lifecycle>,
-        keep_alive: Duration,
-    ) -> Self {
+    pub fn new(io: Transport, lifecycle: Arc<Lifecycle>, keep_alive: Duration) -> Self {
         lifecycle.connection_opened();
         Multiplexed {
             io,
@@ -109,7 +103,7 @@ impl AsyncRead for Multiplexed {
         if this.ended {
             return Poll::Ready(Ok(()));
         }
-        if let Poll::Ready(result) = Pin::new(&mut *this.io).poll_read(cx, buf) {
+        if let Poll::Ready(result) = Pin::new(&mut this.io).poll_read(cx, buf) {
             // Anything from the client (a request, a ping) moves the idle deadline.
             this.armed = false;
             return Poll::Ready(result);
@@ -128,7 +122,7 @@ impl AsyncWrite for Multiplexed {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.io).poll_write(cx, buf)
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -136,7 +130,7 @@ impl AsyncWrite for Multiplexed {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.io).poll_write_vectored(cx, bufs)
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -144,11 +138,11 @@ impl AsyncWrite for Multiplexed {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.io).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.io).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

@@ -7,9 +7,11 @@
 //!   and end the stream after a request that closes the connection.
 //! - `conn`: the stream type actix reads through the tracker; the head, body and
 //!   keep-alive deadlines. Over `transport`: the TCP stream, or TLS over it.
-//! - `accept`: on an HTTPS port, the TLS handshake, and by ALPN either a `Conn`
-//!   over TLS (HTTP/1.1) or an `h2::Multiplexed` (HTTP/2, which has no HTTP/1
-//!   framing to track); `stream` is the one type actix-http serves for both.
+//! - `accept`: what a new connection becomes, a `Conn` (HTTP/1.1) or an
+//!   `h2::Multiplexed` (HTTP/2, which has no HTTP/1 framing to track): on an HTTPS
+//!   port by ALPN after the TLS handshake, on a plain port by whether the client
+//!   opens with HTTP/2's preface (h2c). `stream` is the one type actix-http serves
+//!   for both.
 //! - `gate`: the service in front of the App that reports each answer back to the
 //!   connection (so nothing pipelined after a `Connection: close` answer runs).
 //! - `refusal`: the JSON answers this layer gives by itself.
@@ -33,7 +35,6 @@ mod transport;
 
 use std::{
     fmt,
-    future::ready,
     net::SocketAddr,
     sync::{
         Arc,
@@ -49,11 +50,9 @@ use actix_web::{Error, dev::AppConfig};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use accept::Handshake;
-use conn::Conn;
 pub use conn::Timeouts;
 use gate::GateLayer;
 use stream::Stream;
-use transport::Transport;
 
 use crate::tls::Tls;
 
@@ -142,9 +141,10 @@ fn keep_alive(timeouts: &Timeouts) -> KeepAlive {
     }
 }
 
-/// An HTTP/1 service over `Conn` for one listener, as `HttpServer` builds over
-/// `TcpStream`; called once per worker with that worker's App.
-pub fn http1<F, S, B>(
+/// A plain-HTTP service for one listener: HTTP/1.1 through `Conn`, or HTTP/2 for
+/// a client that opens with its preface (h2c); called once per worker with that
+/// worker's App, as `HttpServer` builds over `TcpStream`.
+pub fn plain<F, S, B>(
     app: F,
     timeouts: Timeouts,
     lifecycle: Arc<Lifecycle>,
@@ -165,20 +165,23 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
-    let service = HttpService::<Conn, _, _>::build()
+    let service = HttpService::<Stream, _, _>::build()
         .keep_alive(keep_alive(&timeouts))
         // Conn applies it to every head; actix only to a connection's first.
         .client_request_timeout(Duration::ZERO)
         .client_disconnect_timeout(Duration::from_secs(1))
         .local_addr(local)
-        .on_connect_ext(|io: &Conn, data| {
+        .on_connect_ext(|io: &Stream, data| {
             data.insert(io.handle());
         })
-        .h1(gated!(app));
+        .finish(gated!(app));
     fn_service(move |io: TcpStream| {
         let peer = io.peer_addr().ok();
-        let conn = Conn::new(Transport::Plain(io), Arc::clone(&lifecycle), timeouts);
-        ready(Ok((conn, peer)))
+        let lifecycle = Arc::clone(&lifecycle);
+        async move {
+            let (stream, protocol) = accept::plain(io, lifecycle, timeouts).await?;
+            Ok((stream, protocol, peer))
+        }
     })
     .and_then(service)
 }

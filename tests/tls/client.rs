@@ -81,6 +81,22 @@ impl Client {
         }
     }
 
+    /// A client speaking HTTP/2 in clear text from its first byte (h2c with prior
+    /// knowledge) to a plain port (`tests/h2c.rs`).
+    #[allow(dead_code)]
+    pub fn h2c(addr: SocketAddr) -> Client {
+        let http = blocking::Client::builder()
+            .http2_prior_knowledge()
+            .timeout(DEADLINE)
+            .build()
+            .unwrap();
+        Client {
+            http,
+            base: format!("http://{addr}"),
+            protocol: Protocol::Http2,
+        }
+    }
+
     /// Sends a request; a transport error (a refused handshake) is `Err`.
     pub fn try_request(
         &self,
