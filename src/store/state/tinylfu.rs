@@ -149,13 +149,6 @@ impl PartitionState {
         self.policy.as_deref_mut().expect("W-TinyLFU")
     }
 
-    /// Counts one use of `key` in the sketch.
-    pub(super) fn count_use(&mut self, key: &[u8]) {
-        if let Some(hash) = self.shared.frequency_hash(key) {
-            self.tinylfu().sketch.increment(hash);
-        }
-    }
-
     /// Counts the insert of `key`, unless it fills a miss counted already.
     pub(super) fn count_insert(&mut self, key: &[u8]) {
         let Some(hash) = self.shared.frequency_hash(key) else {
@@ -200,8 +193,9 @@ impl PartitionState {
             return;
         };
         let (charge, list) = (entry.charge(), self.lru.list_of(slot));
-        let key = entry.key_bytes().to_vec();
-        self.count_use(&key);
+        if let Some(hash) = self.shared.frequency_hash(entry.key_bytes()) {
+            self.tinylfu().sketch.increment(hash);
+        }
         if list != PROBATION {
             self.touch(slot);
             return;
