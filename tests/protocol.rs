@@ -398,3 +398,30 @@ fn shutdown_timeout_counts_milliseconds() {
     );
     assert!(waited < Duration::from_millis(1500), "waited {waited:?}");
 }
+
+/// Regression: the server's sockets kept Nagle's algorithm on, so the answers to
+/// pipelined requests after the first waited for the client's delayed ACK (at least
+/// 40 ms on Linux) in every batch. Counts batches of 16 pipelined PUTs that take
+/// that long: with Nagle nearly all do, without it none should (each takes a few
+/// milliseconds even in a debug build), so a loaded machine has room.
+#[test]
+fn pipelined_answers_do_not_wait_for_delayed_acks() {
+    let server = TestServer::start("");
+    let mut stream = connect(&server, Duration::from_secs(10));
+    stream.set_nodelay(true).unwrap();
+    let batch: String = (0..16).map(|index| put(&format!("p{index}"), "")).collect();
+    let mut stalled = 0;
+    for _ in 0..6 {
+        let started = Instant::now();
+        stream.write_all(batch.as_bytes()).unwrap();
+        let mut seen = String::new();
+        let mut chunk = [0u8; 8192];
+        while seen.matches("HTTP/1.1 20").count() < 16 {
+            let read = stream.read(&mut chunk).unwrap();
+            assert!(read > 0, "closed after {seen:?}");
+            seen.push_str(&String::from_utf8_lossy(&chunk[..read]));
+        }
+        stalled += usize::from(started.elapsed() >= Duration::from_millis(40));
+    }
+    assert!(stalled < 3, "{stalled} of 6 batches waited 40 ms or more");
+}
