@@ -7,13 +7,16 @@
 //! 2. The handler validates it (`http::error::ApiError` for anything wrong).
 //! 3. A read goes to `Store::get`: the key's partition's lock-free skiplist, no message.
 //! 4. A write goes to `Store::put`/`delete`: a message to the partition's actor, awaited.
-//! 5. The actor (`store::partition`) updates the skiplist, LRU list and timer wheel.
+//! 5. The actor (`store::partition`) updates the skiplist, LRU list and timer wheel;
+//!    when the partition is full, `store.eviction` picks the victim (LRU, or
+//!    W-TinyLFU, for which readers also report misses in step 3).
 //!
 //! Under 1, `net` frames each HTTP/1 request on the TCP stream before actix-http
 //! parses it (timeouts, smuggling, pipelining after a close, shutdown). With
 //! `[tls]`, `net` does the TLS handshake first, with the configuration `tls`
 //! builds from the certificate files (and rebuilds on SIGHUP), and frames HTTP/1
-//! above TLS; HTTP/2, chosen by ALPN, goes to actix-http's h2 dispatcher.
+//! above TLS; HTTP/2, chosen by ALPN (or, on a plain port, by a client opening
+//! with HTTP/2's preface: h2c), goes to actix-http's h2 dispatcher.
 //!
 //! `config` loads and validates the TOML configuration before any of this starts.
 //! With persistence on, each partition's actor also hands its changes to its
