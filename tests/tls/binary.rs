@@ -165,26 +165,29 @@ fn sighup_rotates_the_certificate_and_keeps_it_when_the_new_one_is_bad() {
     }
 }
 
-/// A shutdown closes idle HTTP/2 connections instead of waiting out
-/// `shutdown_timeout` for them.
+/// A shutdown closes idle connections, HTTP/1.1 and HTTP/2, instead of waiting
+/// out `shutdown_timeout` for them.
 #[test]
-fn sigterm_does_not_wait_for_idle_http2_connections() {
+fn sigterm_does_not_wait_for_idle_connections_over_either_protocol() {
     let fixture = Fixture::new();
     let toml = "[server]\nkeep_alive = \"60s\"\nshutdown_timeout = \"30s\"\n";
     let config = config_file(
         fixture.path(),
         &format!("{toml}{}", certs::tls_section(&fixture.server, None)),
     );
-    let mut server = Server::start(&config);
-    let client = Client::new(server.addr, &fixture.ca.pem, None, Protocol::Http2);
-    assert_eq!(client.get("/health").status, 200);
-    server.signal("TERM");
-    let status = server.wait(Duration::from_secs(5));
-    assert!(
-        status.is_some_and(|status| status.success()),
-        "{status:?}:\n{}",
-        server.log_tail()
-    );
+    for protocol in Protocol::BOTH {
+        let mut server = Server::start(&config);
+        // The client keeps its connection open, idle, after the answer.
+        let client = Client::new(server.addr, &fixture.ca.pem, None, protocol);
+        assert_eq!(client.get("/health").status, 200);
+        server.signal("TERM");
+        let status = server.wait(Duration::from_secs(5));
+        assert!(
+            status.is_some_and(|status| status.success()),
+            "{protocol:?}: {status:?}:\n{}",
+            server.log_tail()
+        );
+    }
 }
 
 /// With a token, a non-loopback bind warns that it travels in clear text unless
