@@ -183,15 +183,13 @@ pub fn start_in(config: &Config, env: Environment) -> io::Result<Running> {
         let local = listener.local_addr()?;
         addrs.push(local);
         let (app, lifecycle) = (app.clone(), Arc::clone(&lifecycle));
-        builder = match tls.clone() {
-            Some(tls) => builder.listen("rustkv-https", listener, move || {
-                let (lifecycle, tls) = (Arc::clone(&lifecycle), Arc::clone(&tls));
-                net::https(app(), timeouts, lifecycle, local, tls)
-            })?,
-            None => builder.listen("rustkv", listener, move || {
-                net::plain(app(), timeouts, Arc::clone(&lifecycle), local)
-            })?,
+        let (name, tls) = match &tls {
+            Some(tls) => ("rustkv-https", Some(Arc::clone(tls))),
+            None => ("rustkv", None),
         };
+        builder = builder.listen(name, listener, move || {
+            net::serve(app(), timeouts, Arc::clone(&lifecycle), local, tls.clone())
+        })?;
     }
     Ok(Running {
         server: builder.run(),

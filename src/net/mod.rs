@@ -152,14 +152,17 @@ fn no_delay(io: &TcpStream) -> Option<SocketAddr> {
     io.peer_addr().ok()
 }
 
-/// A plain-HTTP service for one listener: HTTP/1.1 through `Conn`, or HTTP/2 for
-/// a client that opens with its preface (h2c); called once per worker with that
-/// worker's App, as `HttpServer` builds over `TcpStream`.
-pub fn plain<F, S, B>(
+/// The service for one listener, called once per worker with that worker's App,
+/// as `HttpServer` builds over `TcpStream`. Without `tls`, plain HTTP: HTTP/1.1
+/// through `Conn`, or HTTP/2 for a client that opens with its preface (h2c). With
+/// it, HTTPS: the TLS handshake, then HTTP/1.1 through `Conn` or HTTP/2, as ALPN
+/// chose. Only how a connection is accepted differs (`accept`).
+pub fn serve<F, S, B>(
     app: F,
     timeouts: Timeouts,
     lifecycle: Arc<Lifecycle>,
     local: SocketAddr,
+    tls: Option<Arc<Tls>>,
 ) -> impl ServiceFactory<
     TcpStream,
     Config = (),
@@ -176,71 +179,34 @@ where
     S::Service: 'static,
     B: MessageBody + 'static,
 {
-    let service = HttpService::<Stream, _, _>::build()
+    let builder = HttpService::<Stream, _, _>::build()
         .keep_alive(keep_alive(&timeouts))
         // Conn applies it to every head; actix only to a connection's first.
         .client_request_timeout(Duration::ZERO)
         .client_disconnect_timeout(Duration::from_secs(1))
-        .local_addr(local)
-        .on_connect_ext(|io: &Stream, data| {
-            data.insert(io.handle());
-        })
-        .finish(gated!(app));
-    fn_service(move |io: TcpStream| {
-        let peer = no_delay(&io);
-        let lifecycle = Arc::clone(&lifecycle);
-        async move {
-            let (stream, protocol) = accept::plain(io, lifecycle, timeouts).await?;
-            Ok((stream, protocol, peer))
-        }
-    })
-    .and_then(service)
-}
-
-/// An HTTPS service for one listener: the TLS handshake (`accept`), then HTTP/1.1
-/// through `Conn` or HTTP/2, as ALPN chose; called once per worker.
-pub fn https<F, S, B>(
-    app: F,
-    timeouts: Timeouts,
-    lifecycle: Arc<Lifecycle>,
-    local: SocketAddr,
-    tls: Arc<Tls>,
-) -> impl ServiceFactory<
-    TcpStream,
-    Config = (),
-    Response = (),
-    Error = actix_http::error::DispatchError,
-    InitError = (),
->
-where
-    F: IntoServiceFactory<S, Request>,
-    S: ServiceFactory<Request, Config = AppConfig> + 'static,
-    S::Error: Into<Error> + 'static,
-    S::InitError: fmt::Debug,
-    S::Response: Into<Response<B>> + 'static,
-    S::Service: 'static,
-    B: MessageBody + 'static,
-{
-    let service = HttpService::<Stream, _, _>::build()
-        .keep_alive(keep_alive(&timeouts))
-        .client_request_timeout(Duration::ZERO)
-        .client_disconnect_timeout(Duration::from_secs(1))
-        .local_addr(local)
-        .secure()
-        .on_connect_ext(|io: &Stream, data| {
-            data.insert(io.handle());
-        })
-        .finish(gated!(app));
-    let handshake = Handshake {
-        tls,
-        lifecycle,
-        timeouts,
+        .local_addr(local);
+    let builder = match tls {
+        Some(_) => builder.secure(),
+        None => builder,
     };
+    let service = builder
+        .on_connect_ext(|io: &Stream, data| {
+            data.insert(io.handle());
+        })
+        .finish(gated!(app));
+    let handshake = tls.map(|tls| Handshake {
+        tls,
+        lifecycle: Arc::clone(&lifecycle),
+        timeouts,
+    });
     fn_service(move |io: TcpStream| {
         let peer = no_delay(&io);
-        let handshake = handshake.clone();
+        let (handshake, lifecycle) = (handshake.clone(), Arc::clone(&lifecycle));
         async move {
-            let (stream, protocol) = handshake.accept(io).await?;
+            let (stream, protocol) = match handshake {
+                Some(handshake) => handshake.accept(io).await?,
+                None => accept::plain(io, lifecycle, timeouts).await?,
+            };
             Ok((stream, protocol, peer))
         }
     })
