@@ -5,10 +5,12 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use prometheus::{
-    Gauge, IntCounter, IntGauge, Opts,
+    Gauge, IntGauge,
     core::{Collector, Desc},
     proto::{self, MetricFamily},
 };
+
+use super::fields::{self, Field};
 
 use crate::store::{
     Store,
@@ -20,10 +22,7 @@ pub struct LogCollector {
     descs: Vec<Desc>,
 }
 
-/// name, help, counter (true) or gauge (false), reader.
-type Field = (&'static str, &'static str, bool, fn(&LogCounters) -> u64);
-
-const FIELDS: [Field; 6] = [
+const FIELDS: [Field<LogCounters>; 6] = [
     (
         "log_bytes_written_total",
         "Bytes written to logs and snapshots",
@@ -74,11 +73,7 @@ const SYNCS: (&str, &str) = ("rustkv_log_sync_seconds", "fdatasync latency of th
 
 impl LogCollector {
     pub fn new(store: Store) -> prometheus::Result<Self> {
-        let mut descs = Vec::new();
-        for (name, help, _, _) in FIELDS {
-            let name = format!("rustkv_{name}");
-            descs.push(Desc::new(name, help.into(), vec![], Default::default())?);
-        }
+        let mut descs = fields::descs(&FIELDS)?;
         for (name, help) in [REFUSED, RECOVERY, SYNCS] {
             descs.push(Desc::new(
                 name.into(),
@@ -100,20 +95,7 @@ impl Collector for LogCollector {
         let Some(counters) = self.store.log_counters() else {
             return Vec::new();
         };
-        let mut families = Vec::new();
-        for (name, help, counter, read) in FIELDS {
-            let opts = Opts::new(name, help).namespace("rustkv");
-            let value = read(counters);
-            if counter {
-                let metric = IntCounter::with_opts(opts).expect("valid metric");
-                metric.inc_by(value);
-                families.extend(metric.collect());
-            } else {
-                let metric = IntGauge::with_opts(opts).expect("valid metric");
-                metric.set(value as i64);
-                families.extend(metric.collect());
-            }
-        }
+        let mut families = fields::collect(&FIELDS, counters);
         let refused = IntGauge::new(REFUSED.0, REFUSED.1).expect("valid metric");
         refused.set(i64::from(self.store.write_refusal().is_some()));
         families.extend(refused.collect());

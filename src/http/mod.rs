@@ -15,6 +15,7 @@
 pub mod auth;
 mod compat;
 pub mod error;
+mod fields;
 pub mod head;
 mod input;
 mod log_metrics;

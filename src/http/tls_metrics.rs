@@ -5,17 +5,14 @@
 use std::sync::{Arc, atomic::Ordering::Relaxed};
 
 use prometheus::{
-    IntCounter, IntGauge, Opts,
     core::{Collector, Desc},
     proto::MetricFamily,
 };
 
+use super::fields::{self, Field};
 use crate::tls::{Tls, TlsCounters};
 
-/// name, help, counter (true) or gauge (false), reader.
-type Field = (&'static str, &'static str, bool, fn(&TlsCounters) -> u64);
-
-const FIELDS: [Field; 4] = [
+const FIELDS: [Field<TlsCounters>; 4] = [
     (
         "tls_handshake_failures_total",
         "Connections closed before a TLS handshake completed (plain HTTP, a refused \
@@ -50,17 +47,7 @@ pub struct TlsCollector {
 
 impl TlsCollector {
     pub fn new(tls: Arc<Tls>) -> prometheus::Result<Self> {
-        let descs = FIELDS
-            .iter()
-            .map(|(name, help, _, _)| {
-                Desc::new(
-                    format!("rustkv_{name}"),
-                    (*help).into(),
-                    vec![],
-                    Default::default(),
-                )
-            })
-            .collect::<prometheus::Result<_>>()?;
+        let descs = fields::descs(&FIELDS)?;
         Ok(TlsCollector { tls, descs })
     }
 }
@@ -71,20 +58,6 @@ impl Collector for TlsCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let mut families = Vec::new();
-        for (name, help, counter, read) in FIELDS {
-            let opts = Opts::new(name, help).namespace("rustkv");
-            let value = read(&self.tls.counters);
-            if counter {
-                let metric = IntCounter::with_opts(opts).expect("valid metric");
-                metric.inc_by(value);
-                families.extend(metric.collect());
-            } else {
-                let metric = IntGauge::with_opts(opts).expect("valid metric");
-                metric.set(value as i64);
-                families.extend(metric.collect());
-            }
-        }
-        families
+        fields::collect(&FIELDS, &self.tls.counters)
     }
 }
