@@ -110,6 +110,20 @@ fn partition_index(hash: u64, count: usize) -> usize {
     ((u128::from(hash) * count as u128) >> 64) as usize
 }
 
+/// One cache-aside request: a get, and on a miss a put. Answers whether it hit.
+fn read_through(state: &mut PartitionState, key: &str) -> bool {
+    if state.shared().get(key, 0).is_some() {
+        return true;
+    }
+    let put = Put {
+        entry: Entry::new(key, VALUE),
+        ttl: None,
+        precondition: Precondition::default(),
+    };
+    state.put(put, 0).expect("no precondition");
+    false
+}
+
 /// Replays `trace` cache-aside over `count` partitions; returns the hit ratio.
 fn replay(trace: &[u64], count: usize) -> f64 {
     let hasher = BuildHasherDefault::<DefaultHasher>::default();
@@ -120,16 +134,7 @@ fn replay(trace: &[u64], count: usize) -> f64 {
         key.clear();
         write!(key, "key{id}").expect("writing to a String");
         let state = &mut states[partition_index(hasher.hash_one(&key), count)];
-        if state.shared().get(&key, 0).is_some() {
-            hits += 1;
-        } else {
-            let put = Put {
-                entry: Entry::new(&key, VALUE),
-                ttl: None,
-                precondition: Precondition::default(),
-            };
-            state.put(put, 0).expect("no precondition");
-        }
+        hits += u64::from(read_through(state, &key));
         if index % TICK_EVERY == TICK_EVERY - 1 {
             states.iter_mut().for_each(|state| state.tick(0));
         }
@@ -250,16 +255,7 @@ fn replay_partition(ids: &[u64], capacity: u64, eviction: Eviction) -> f64 {
     for (index, id) in ids.iter().enumerate() {
         key.clear();
         write!(key, "key{id}").expect("writing to a String");
-        if state.shared().get(&key, 0).is_some() {
-            hits += 1;
-        } else {
-            let put = Put {
-                entry: Entry::new(&key, VALUE),
-                ttl: None,
-                precondition: Precondition::default(),
-            };
-            state.put(put, 0).expect("no precondition");
-        }
+        hits += u64::from(read_through(&mut state, &key));
         if index % TICK_EVERY == TICK_EVERY - 1 {
             state.tick(0);
         }
