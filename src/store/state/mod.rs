@@ -315,11 +315,14 @@ impl PartitionState {
         }
         Counters::bump(&self.shared.counters.updates);
         // A larger value may push the partition over its memory budget.
+        // (Under W-TinyLFU `rebalance` evicts; `evict_lru` would take the window's
+        // least recent entry, not the policy's victim.)
         if self.policy.is_some() {
             self.rebalance(origin == Origin::Client, now);
-        }
-        while self.memory > self.limits.max_memory && self.lru.len() > 1 {
-            self.evict_lru(Removal::Memory, now);
+        } else {
+            while self.memory > self.limits.max_memory && self.lru.len() > 1 {
+                self.evict_lru(Removal::Memory, now);
+            }
         }
         Written {
             created: false,
