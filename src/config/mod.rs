@@ -100,6 +100,17 @@ pub struct StoreConfig {
     pub tick: Duration,
     pub placement: Placement,
     pub eviction: Eviction,
+    /// Most ops in one `POST /v1/batch`.
+    pub max_batch_ops: usize,
+    /// Most ops in one `POST /v1/txn` (compares and both branches together).
+    pub max_txn_ops: usize,
+    /// Items a scan page returns when the request names no `limit`.
+    pub scan_limit: usize,
+    /// Most items a scan page may be asked for.
+    pub max_scan_limit: usize,
+    /// Most keys a scan page examines (as Redis's SCAN COUNT): a page whose keys
+    /// mostly fail `match` or have expired stops there, with a cursor.
+    pub max_scan_examined: usize,
 }
 
 /// Which entry goes when a partition is full.
@@ -166,6 +177,11 @@ impl Default for StoreConfig {
             tick: Duration::from_millis(100),
             placement: Placement::Workers,
             eviction: Eviction::Lru,
+            max_batch_ops: 1000,
+            max_txn_ops: 128,
+            scan_limit: 100,
+            max_scan_limit: 1000,
+            max_scan_examined: 10_000,
         }
     }
 }
@@ -379,6 +395,30 @@ impl StoreConfig {
             "store.tick",
             humantime::format_duration(self.tick),
             "must be between 1ms and 10s",
+        )?;
+        for (name, value, most) in [
+            ("store.max_batch_ops", self.max_batch_ops, 100_000),
+            ("store.max_txn_ops", self.max_txn_ops, 10_000),
+            ("store.max_scan_limit", self.max_scan_limit, 100_000),
+        ] {
+            check(
+                (1..=most).contains(&value),
+                name,
+                value,
+                format!("must be between 1 and {most}"),
+            )?;
+        }
+        check(
+            (1..=self.max_scan_limit).contains(&self.scan_limit),
+            "store.scan_limit",
+            self.scan_limit,
+            "must be between 1 and store.max_scan_limit",
+        )?;
+        check(
+            self.max_scan_examined >= self.max_scan_limit,
+            "store.max_scan_examined",
+            self.max_scan_examined,
+            "must be at least store.max_scan_limit",
         )?;
         let largest_entry =
             crate::store::entry_charge(self.max_key_bytes, self.max_value_bytes.as_u64() as usize);

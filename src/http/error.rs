@@ -76,6 +76,16 @@ pub enum ApiError {
     Unauthorized,
     #[error("request headers over the limit: {0}")]
     HeadersTooLarge(String),
+    /// What is wrong with one part of a batch or transaction, and where it is
+    /// (`ops[3]`, `compare[0]`): the part's own error, status and code.
+    #[error("{at}: {source}")]
+    At { at: String, source: Box<ApiError> },
+    #[error("{got} ops is more than the {limit} allowed in one request")]
+    TooManyOps { limit: usize, got: usize },
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("{0}")]
+    InvalidCursor(String),
 }
 
 fn describe(version: &Option<u64>) -> String {
@@ -96,7 +106,7 @@ impl From<StoreError> for ApiError {
 
 impl ApiError {
     /// The status and the machine-readable code, per dialect.
-    fn status(&self, dialect: Dialect) -> (StatusCode, &'static str) {
+    pub fn status(&self, dialect: Dialect) -> (StatusCode, &'static str) {
         // PyRustKV (FastAPI) answered validation errors with 422; native routes use 400.
         let invalid = match dialect {
             Dialect::Compat => StatusCode::UNPROCESSABLE_ENTITY,
@@ -130,6 +140,10 @@ impl ApiError {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
             ),
+            ApiError::At { source, .. } => source.status(dialect),
+            ApiError::TooManyOps { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_ops"),
+            ApiError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+            ApiError::InvalidCursor(_) => (StatusCode::BAD_REQUEST, "invalid_cursor"),
         }
     }
 
@@ -155,7 +169,11 @@ impl ApiError {
             | ApiError::KeyNotFound
             | ApiError::PreconditionFailed { .. }
             | ApiError::Unavailable
-            | ApiError::WritesRefused(_) => false,
+            | ApiError::WritesRefused(_)
+            | ApiError::At { .. }
+            | ApiError::TooManyOps { .. }
+            | ApiError::InvalidQuery(_)
+            | ApiError::InvalidCursor(_) => false,
         }
     }
 
@@ -228,6 +246,13 @@ mod tests {
             ApiError::WritesRefused(text()),
             ApiError::Unauthorized,
             ApiError::HeadersTooLarge(text()),
+            ApiError::At {
+                at: text(),
+                source: Box::new(ApiError::KeyNotFound),
+            },
+            ApiError::TooManyOps { limit: 1, got: 2 },
+            ApiError::InvalidQuery(text()),
+            ApiError::InvalidCursor(text()),
         ];
         for error in &all {
             match error {
@@ -248,7 +273,11 @@ mod tests {
                 | ApiError::Unavailable
                 | ApiError::WritesRefused(_)
                 | ApiError::Unauthorized
-                | ApiError::HeadersTooLarge(_) => {}
+                | ApiError::HeadersTooLarge(_)
+                | ApiError::At { .. }
+                | ApiError::TooManyOps { .. }
+                | ApiError::InvalidQuery(_)
+                | ApiError::InvalidCursor(_) => {}
             }
         }
         all
@@ -290,6 +319,16 @@ mod tests {
             (ApiError::WritesRefused("disk full".into()), 503, 503),
             (ApiError::Unauthorized, 401, 401),
             (ApiError::HeadersTooLarge("x".into()), 431, 431),
+            (ApiError::TooManyOps { limit: 1, got: 2 }, 413, 413),
+            (
+                ApiError::At {
+                    at: "ops[1]".into(),
+                    source: Box::new(ApiError::ValueTooLarge { limit: 1 }),
+                },
+                413,
+                413,
+            ),
+            (ApiError::InvalidCursor("x".into()), 400, 400),
         ];
         for (error, compat, native) in cases {
             assert_eq!(

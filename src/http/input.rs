@@ -115,6 +115,13 @@ pub async fn json_body(
     }
 }
 
+/// A JSON body as text: JSON is UTF-8 (RFC 8259, 8.1), and serde_json reading
+/// bytes would skip strings without checking them.
+pub fn utf8_body(body: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(body)
+        .map_err(|error| ApiError::InvalidBody(format!("body is not valid UTF-8: {error}")))
+}
+
 fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
     let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
         return Ok(());
@@ -186,23 +193,30 @@ pub fn tags(req: &HttpRequest, name: HeaderName) -> Result<Option<Tags>, ApiErro
     let Some(value) = req.headers().get(&name) else {
         return Ok(None);
     };
-    let text = value.as_bytes().trim_ascii();
-    if text == b"*" {
-        return Ok(Some(Tags::Any));
-    }
     let strong_only = name == header::IF_MATCH;
+    tag_list(value.as_bytes(), strong_only)
+        .map(Some)
+        .map_err(|error| ApiError::InvalidHeader(format!("{name}: {error}")))
+}
+
+/// Parses `*` or a list of entity tags, as in `If-Match` (`strong_only`) or
+/// `If-None-Match`; on error, what is wrong. Batch and transaction ops take the
+/// same text in their `if_match` / `if_none_match` fields.
+pub fn tag_list(text: &[u8], strong_only: bool) -> Result<Tags, String> {
+    let text = text.trim_ascii();
+    if text == b"*" {
+        return Ok(Tags::Any);
+    }
     let tags = entity_tags(text).map_err(|at| {
         let shown = String::from_utf8_lossy(&text[at..]);
-        ApiError::InvalidHeader(format!(
-            "{name}: not a list of quoted entity tags at {shown:?}"
-        ))
+        format!("not a list of quoted entity tags at {shown:?}")
     })?;
     let versions = tags
         .into_iter()
         .filter(|(weak, _)| !(strong_only && *weak))
         .filter_map(|(_, opaque)| std::str::from_utf8(opaque).ok()?.parse().ok())
         .collect();
-    Ok(Some(Tags::Versions(versions)))
+    Ok(Tags::Versions(versions))
 }
 
 /// Splits an entity-tag list, `#( [W/] DQUOTE *etagc DQUOTE )`, into (weak, opaque)
@@ -265,6 +279,11 @@ mod tests {
             max_ttl_secs: 100.0,
             max_headers: 8,
             max_header_bytes: 1024,
+            max_batch_ops: 4,
+            max_txn_ops: 4,
+            scan_limit: 2,
+            max_scan_limit: 4,
+            max_scan_examined: 8,
         }
     }
 

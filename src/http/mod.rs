@@ -13,6 +13,7 @@
 //! - `metrics`, `log_metrics`, `openapi`: `/metrics`, `/openapi.json` and `/docs`.
 
 pub mod auth;
+mod batch;
 mod compat;
 pub mod error;
 mod fields;
@@ -23,8 +24,10 @@ mod meta;
 pub mod metrics;
 mod native;
 pub mod openapi;
+mod ops;
 mod tls_metrics;
 pub mod tracking;
+mod txn;
 
 use actix_web::{HttpResponse, http::StatusCode, http::header::ContentType, web};
 
@@ -44,6 +47,11 @@ pub struct Limits {
     pub max_ttl_secs: f64,
     pub max_headers: usize,
     pub max_header_bytes: usize,
+    pub max_batch_ops: usize,
+    pub max_txn_ops: usize,
+    pub scan_limit: usize,
+    pub max_scan_limit: usize,
+    pub max_scan_examined: usize,
 }
 
 impl Limits {
@@ -55,6 +63,11 @@ impl Limits {
             max_ttl_secs: config.store.max_ttl.as_secs_f64(),
             max_headers: config.server.max_headers,
             max_header_bytes: config.server.max_header_bytes.as_u64() as usize,
+            max_batch_ops: config.store.max_batch_ops,
+            max_txn_ops: config.store.max_txn_ops,
+            scan_limit: config.store.scan_limit,
+            max_scan_limit: config.store.max_scan_limit,
+            max_scan_examined: config.store.max_scan_examined,
         }
     }
 }
@@ -114,6 +127,16 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &Limits) {
         web::resource("/v1/stats")
             .route(web::get().to(meta::stats))
             .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v1/batch")
+            .route(web::post().to(batch::batch))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/v1/txn")
+            .route(web::post().to(txn::txn))
+            .default_service(not_allowed("POST")),
     )
     .service(web::scope("/v1/kv").default_service(web::to(native::dispatch)))
     .service(web::scope("/kv").default_service(web::to(compat::dispatch)))

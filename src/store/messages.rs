@@ -4,11 +4,31 @@
 //! partition is one of these, applied by the owning actor one at a time.
 
 use actix::Message;
+use tokio::sync::oneshot;
 
 use super::{
     entry::Entry,
     journal::{Durable, Refused},
 };
+
+/// An actor's answer: now, or later when the partition is held by a transaction
+/// (the write waits in the partition's queue, in arrival order).
+#[derive(Debug)]
+pub enum Reply<T> {
+    Now(T),
+    Later(oneshot::Receiver<T>),
+}
+
+impl<T> Reply<T> {
+    /// The answer, once there is one; `None` if the partition's actor went away
+    /// before answering.
+    pub async fn get(self) -> Option<T> {
+        match self {
+            Reply::Now(answer) => Some(answer),
+            Reply::Later(later) => later.await.ok(),
+        }
+    }
+}
 
 /// An entity-tag list from `If-Match` / `If-None-Match`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +99,7 @@ pub type Applied<T> = Result<(T, Option<Durable>), WriteError>;
 /// Insert or replace the entry's key with it. The entry is unpublished (built by
 /// the handler with `Entry::new`); the actor stamps its version, deadline and slot.
 #[derive(Debug, Message)]
-#[rtype(result = "Applied<Written>")]
+#[rtype(result = "Reply<Applied<Written>>")]
 pub struct Put {
     pub entry: Entry,
     /// Time to live in nanoseconds; `None` means no expiry.
@@ -97,7 +117,7 @@ pub struct Written {
 
 /// Remove `key`. Answers the removed entry's version, or `None` if it was absent.
 #[derive(Debug, Message)]
-#[rtype(result = "Applied<Option<u64>>")]
+#[rtype(result = "Reply<Applied<Option<u64>>>")]
 pub struct Delete {
     pub key: Box<str>,
     pub precondition: Precondition,

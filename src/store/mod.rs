@@ -14,10 +14,12 @@
 mod clock;
 mod durable;
 mod entry;
+mod group;
 mod handle;
 pub mod journal;
 mod lru;
 mod messages;
+pub mod op;
 mod partition;
 mod shared;
 mod sketch;
@@ -37,6 +39,7 @@ use serde::Serialize;
 
 pub use clock::StoreClock;
 pub use entry::{Entry, charge as entry_charge};
+pub use group::{Txn, TxnDone};
 pub use messages::{Delete, Precondition, PreconditionFailed, Put, Tags, WriteError, Written};
 pub use shared::Shared;
 pub use state::{Limits, PartitionState};
@@ -55,7 +58,7 @@ use journal::WriteHealth;
 use partition::Partition;
 
 /// Why a write did not happen.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
     #[error("precondition failed (current version {:?})", .0.current)]
     PreconditionFailed(PreconditionFailed),
@@ -153,6 +156,8 @@ struct Inner {
     arbiters: Vec<Arbiter>,
     /// Worker threads that have attached, in order (their index is their position).
     attached: Mutex<Vec<ThreadId>>,
+    /// The last transaction id handed out.
+    txn_ids: std::sync::atomic::AtomicU64,
 }
 
 /// A cheap, cloneable handle to the running store.
@@ -222,6 +227,7 @@ impl Store {
             clock,
             arbiters,
             attached: Mutex::new(Vec::new()),
+            txn_ids: std::sync::atomic::AtomicU64::new(0),
         };
         Ok(Store {
             inner: Arc::new(inner),
@@ -308,7 +314,8 @@ impl Store {
     /// Applies `put`, and with persistence on, answers once its record is safe.
     pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
         let partition = self.partition(put.entry.key_bytes());
-        let (written, durable) = self.actor(partition).await?.send(put).await??;
+        let reply = self.actor(partition).await?.send(put).await?;
+        let (written, durable) = reply.get().await.ok_or(StoreError::Unavailable)??;
         if let Some(durable) = durable {
             durable
                 .wait()
@@ -322,7 +329,8 @@ impl Store {
     /// persistence on, once the removal's record is safe.
     pub async fn delete(&self, delete: Delete) -> Result<Option<u64>, StoreError> {
         let partition = self.partition(delete.key.as_bytes());
-        let (removed, durable) = self.actor(partition).await?.send(delete).await??;
+        let reply = self.actor(partition).await?.send(delete).await?;
+        let (removed, durable) = reply.get().await.ok_or(StoreError::Unavailable)??;
         if let Some(durable) = durable {
             durable
                 .wait()

@@ -7,18 +7,25 @@
 //!
 //! When the actor is dropped (its thread stopped or died), it parks its state in
 //! its handle for another thread to adopt (see `handle`).
+//!
+//! A transaction holds the partition from its `Lock` to its `Release`: writes that
+//! arrive meanwhile wait in `waiting`, in arrival order with other transactions'
+//! locks, and run at the release. A write that does not wait costs one check.
 
 use std::{
+    collections::VecDeque,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use actix::{Actor, AsyncContext, Context, Handler};
+use actix::{Actor, AsyncContext, Context, Handler, MessageResult};
+use tokio::sync::oneshot;
 
 use super::{
     clock::StoreClock,
     journal::{Durable, Outbox, Refused},
-    messages::{Applied, Delete, Put, WriteError, Written},
+    messages::{Applied, Delete, Put, Reply, WriteError, Written},
+    op::{self, Apply, Lock, Outcome, Release},
     state::PartitionState,
 };
 
@@ -46,6 +53,18 @@ pub struct Partition {
     /// True while a message or tick changes the state: a drop that finds it set
     /// unwinds from a panic mid-change, and the state may break its invariants.
     changing: bool,
+    /// The transaction holding the partition, if any.
+    held_by: Option<u64>,
+    /// What arrived while a transaction held the partition, in arrival order.
+    waiting: VecDeque<Waiting>,
+}
+
+/// A message that arrived while the partition was held, and where its answer goes.
+enum Waiting {
+    Put(Put, oneshot::Sender<Applied<Written>>),
+    Delete(Delete, oneshot::Sender<Applied<Option<u64>>>),
+    Apply(Apply, oneshot::Sender<op::Applied>),
+    Lock(u64, oneshot::Sender<()>),
 }
 
 impl Partition {
@@ -55,12 +74,71 @@ impl Partition {
         tick: Duration,
         parking: &Parking,
     ) -> Self {
+        // Intents of a transaction whose partition's actor died with its thread
+        // would hide its writes forever: a new actor starts with none.
+        state.shared().release();
         Self {
             state,
             clock,
             tick,
             parking: Arc::clone(parking),
             changing: false,
+            held_by: None,
+            waiting: VecDeque::new(),
+        }
+    }
+
+    /// Queues a message that arrived while a transaction holds the partition;
+    /// its answer comes when the transaction releases it.
+    fn later<T>(&mut self, waiting: impl FnOnce(oneshot::Sender<T>) -> Waiting) -> Reply<T> {
+        let (sender, receiver) = oneshot::channel();
+        self.waiting.push_back(waiting(sender));
+        Reply::Later(receiver)
+    }
+
+    /// Applies a group of ops; one journal commit (and one ticket) for all of them.
+    fn apply(&mut self, apply: Apply) -> op::Applied {
+        let refusal = self.refusal();
+        let committed = apply.txn.as_ref().map(|txn| &txn.committed);
+        let outcomes = self.change(|state, now| {
+            let apply_one = |(index, op): (usize, op::Op)| {
+                let outcome = match (&refusal, op.is_write()) {
+                    (Some(refused), true) => Outcome::Failed(refused.clone().into()),
+                    _ => state.apply(op, now, committed),
+                };
+                (index, outcome)
+            };
+            apply.ops.into_iter().map(apply_one).collect()
+        });
+        (outcomes, self.commit())
+    }
+
+    /// Runs what waited for the transaction that just released the partition,
+    /// until one of them is another transaction's lock.
+    fn run_waiting(&mut self) {
+        while self.held_by.is_none() {
+            let Some(waiting) = self.waiting.pop_front() else {
+                return;
+            };
+            // A sender whose receiver is gone (the client left) still gets its
+            // write applied: the write was accepted when it was queued.
+            match waiting {
+                Waiting::Put(put, reply) => {
+                    let _ = reply.send(self.write(|state, now| state.put(put, now)));
+                }
+                Waiting::Delete(delete, reply) => {
+                    let _ = reply.send(self.write(|state, now| state.delete(&delete, now)));
+                }
+                Waiting::Apply(apply, reply) => {
+                    let _ = reply.send(self.apply(apply));
+                }
+                Waiting::Lock(txn, reply) => {
+                    // A transaction that gave up waiting holds nothing: skip it.
+                    if reply.send(()).is_ok() {
+                        self.held_by = Some(txn);
+                    }
+                }
+            }
         }
     }
 
@@ -178,18 +256,68 @@ impl Actor for Partition {
 }
 
 impl Handler<Put> for Partition {
-    type Result = Applied<Written>;
+    type Result = MessageResult<Put>;
 
     fn handle(&mut self, put: Put, _: &mut Self::Context) -> Self::Result {
-        self.write(|state, now| state.put(put, now))
+        MessageResult(match self.held_by {
+            None => Reply::Now(self.write(|state, now| state.put(put, now))),
+            Some(_) => self.later(|reply| Waiting::Put(put, reply)),
+        })
     }
 }
 
 impl Handler<Delete> for Partition {
-    type Result = Applied<Option<u64>>;
+    type Result = MessageResult<Delete>;
 
     fn handle(&mut self, delete: Delete, _: &mut Self::Context) -> Self::Result {
-        self.write(|state, now| state.delete(&delete, now))
+        MessageResult(match self.held_by {
+            None => Reply::Now(self.write(|state, now| state.delete(&delete, now))),
+            Some(_) => self.later(|reply| Waiting::Delete(delete, reply)),
+        })
+    }
+}
+
+impl Handler<Apply> for Partition {
+    type Result = MessageResult<Apply>;
+
+    fn handle(&mut self, apply: Apply, _: &mut Self::Context) -> Self::Result {
+        let holder = apply.txn.as_ref().map(|txn| txn.id);
+        MessageResult(match (holder, self.held_by) {
+            (None, None) => Reply::Now(self.apply(apply)),
+            (None, Some(_)) => self.later(|reply| Waiting::Apply(apply, reply)),
+            // Only the holder sends its writes while holding the partition.
+            (Some(txn), held_by) => {
+                assert_eq!(Some(txn), held_by, "a transaction applied without its lock");
+                Reply::Now(self.apply(apply))
+            }
+        })
+    }
+}
+
+impl Handler<Lock> for Partition {
+    type Result = MessageResult<Lock>;
+
+    fn handle(&mut self, lock: Lock, _: &mut Self::Context) -> Self::Result {
+        MessageResult(match self.held_by {
+            None => {
+                self.held_by = Some(lock.txn);
+                Reply::Now(())
+            }
+            Some(_) => self.later(|reply| Waiting::Lock(lock.txn, reply)),
+        })
+    }
+}
+
+impl Handler<Release> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, release: Release, _: &mut Self::Context) {
+        if self.held_by != Some(release.txn) {
+            return; // a lock it gave up on while waiting, never granted
+        }
+        self.state.shared().release();
+        self.held_by = None;
+        self.run_waiting();
     }
 }
 

@@ -18,12 +18,24 @@
 //! lookup it looks again. Hits never retry and pay one load of the counter; the
 //! layout stays one allocation per entry with nothing added per key. A range walk
 //! (prefix scans) uses the same check per step (`next_after`), so it cannot skip a
-//! key being replaced either; a multi-key commit can run inside one window so that
-//! validated readers see all of it or none.
+//! key being replaced either.
+//!
+//! ## Why intents
+//! A transaction writes several partitions, one after another, yet a reader must
+//! never see part of it. Each partition the transaction writes records, before it
+//! publishes a new entry, an `Intent`: the entry readers saw before, and the
+//! transaction's commit flag. A reader that finds a key with an uncommitted intent
+//! answers the entry from before. The flag is set once every partition has applied
+//! its part, so a reader that saw one of the transaction's writes (the flag was
+//! set) cannot then see another partition without it. Plain reads pay one load
+//! of the `pending` count, on the cache line they load anyway.
 
 use std::{
     hash::{BuildHasher, RandomState},
-    sync::atomic::{AtomicU64, Ordering::SeqCst},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst},
+    },
 };
 
 use crossbeam::{queue::ArrayQueue, utils::CachePadded};
@@ -51,12 +63,29 @@ pub enum Read {
     Miss { hash: u64 },
 }
 
+/// What readers of every key load: on its own cache line, written only by the
+/// actor's replaces and transactions.
+#[derive(Debug, Default)]
+struct Gates {
+    /// Odd while the actor replaces an entry; see the module docs.
+    replacing: AtomicU64,
+    /// Intents in `intents`: zero, nearly always, spares readers the lookup.
+    pending: AtomicUsize,
+}
+
+/// What readers see of a key a transaction writes, until it commits.
+#[derive(Clone, Debug)]
+pub(super) struct Intent {
+    pub committed: Arc<AtomicBool>,
+    /// The live entry before the transaction's first write of the key.
+    pub prior: Option<Entry>,
+}
+
 #[derive(Debug)]
 pub struct Shared {
     pub(super) map: SkipMap<Entry, ()>,
-    /// Odd while the actor replaces an entry; see the module docs. On its own cache
-    /// line: readers of every key load it, and only replaces write it.
-    replacing: CachePadded<AtomicU64>,
+    gates: CachePadded<Gates>,
+    intents: SkipMap<Box<[u8]>, Intent>,
     pub(super) reads: ArrayQueue<Read>,
     pub counters: Counters,
     /// The frequency sketch's key hash under W-TinyLFU (`None` under LRU, whose
@@ -75,7 +104,8 @@ impl Shared {
     pub fn new(eviction: Eviction) -> Self {
         Self {
             map: SkipMap::new(),
-            replacing: CachePadded::new(AtomicU64::new(0)),
+            gates: CachePadded::new(Gates::default()),
+            intents: SkipMap::new(),
             reads: ArrayQueue::new(READ_BUFFER),
             counters: Counters::default(),
             // Keys drawn per process, so a client cannot aim keys at one counter.
@@ -93,7 +123,26 @@ impl Shared {
     /// Looks `key` up as of `now`: an entry past its deadline is a miss at once,
     /// whether or not the wheel has reclaimed it yet. A hit is reported for LRU.
     pub fn get(&self, key: &str, now: u64) -> Option<Entry> {
-        let Some(entry) = self.lookup(key.as_bytes()) else {
+        let found = self.lookup(key.as_bytes());
+        self.account(key, self.visible(key.as_bytes(), found), now)
+    }
+
+    /// `get` as the partition's actor sees it: its own writes, committed or not
+    /// (a transaction's get after its own put sees the put).
+    pub(super) fn get_own(&self, key: &str, now: u64) -> Option<Entry> {
+        self.account(key, self.peek(key.as_bytes()), now)
+    }
+
+    /// The key's live entry for a transaction's compares, counting nothing. Read
+    /// while the transaction holds the partition, so no other intent is pending.
+    pub fn current(&self, key: &[u8], now: u64) -> Option<Entry> {
+        self.lookup(key).filter(|entry| !entry.is_expired(now))
+    }
+
+    /// Counts a read that found `found` and reports it; an entry past its deadline
+    /// is a miss.
+    fn account(&self, key: &str, found: Option<Entry>, now: u64) -> Option<Entry> {
+        let Some(entry) = found else {
             self.missed(key);
             return None;
         };
@@ -108,6 +157,40 @@ impl Shared {
             version: entry.version(),
         });
         Some(entry)
+    }
+
+    /// What a reader may see of `key`, having found `found`: the entry from
+    /// before an uncommitted transaction's write, else `found`.
+    pub(super) fn visible(&self, key: &[u8], found: Option<Entry>) -> Option<Entry> {
+        if self.gates.pending.load(SeqCst) == 0 {
+            return found;
+        }
+        match self.intents.get(key) {
+            Some(intent) if !intent.value().committed.load(SeqCst) => intent.value().prior.clone(),
+            _ => found,
+        }
+    }
+
+    /// Records, before the transaction's first write of `key` is published, what
+    /// readers see until it commits. Actor only.
+    pub(super) fn hold(&self, key: &[u8], committed: &Arc<AtomicBool>, prior: Option<Entry>) {
+        if self.intents.contains_key(key) {
+            return; // written earlier in the same transaction: the first prior stands
+        }
+        self.gates.pending.fetch_add(1, SeqCst);
+        let intent = Intent {
+            committed: Arc::clone(committed),
+            prior,
+        };
+        self.intents.insert(key.into(), intent);
+    }
+
+    /// Drops the intents of a committed (or abandoned) transaction. Actor only.
+    pub(super) fn release(&self) {
+        while let Some(intent) = self.intents.pop_front() {
+            drop(intent);
+            self.gates.pending.fetch_sub(1, SeqCst);
+        }
     }
 
     fn missed(&self, key: &str) {
@@ -148,9 +231,9 @@ impl Shared {
     /// Runs `replace` (the actor's unlink-and-relink of one key) inside a window
     /// readers can see. The actor is the only writer of the counter.
     pub(super) fn replacing<T>(&self, replace: impl FnOnce() -> T) -> T {
-        self.replacing.fetch_add(1, SeqCst);
+        self.gates.replacing.fetch_add(1, SeqCst);
         let result = replace();
-        self.replacing.fetch_add(1, SeqCst);
+        self.gates.replacing.fetch_add(1, SeqCst);
         result
     }
 
@@ -172,12 +255,12 @@ impl Shared {
     ) -> Option<Entry> {
         let mut spins = 0u32;
         loop {
-            let before = self.replacing.load(SeqCst);
+            let before = self.gates.replacing.load(SeqCst);
             let found = search(&self.map);
             if found.is_some() && !check_hits {
                 return found;
             }
-            if before.is_multiple_of(2) && self.replacing.load(SeqCst) == before {
+            if before.is_multiple_of(2) && self.gates.replacing.load(SeqCst) == before {
                 return found;
             }
             spins += 1;

@@ -5,7 +5,10 @@
 //! clock and never awaits, so the model tests drive it directly with a mock clock.
 //! Every operation is O(1) apart from the skiplist's O(log n) lookup and insert.
 
-use std::sync::{Arc, atomic::Ordering::Relaxed};
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering::Relaxed},
+};
 
 use crate::config::Eviction;
 
@@ -19,6 +22,7 @@ use super::{
     journal::{Cause, Change, Durable, Journal},
     lru::Lru,
     messages::{Delete, PreconditionFailed, Put, Written},
+    op::{Op, Outcome},
     shared::{Read, Shared},
     stats::{Counters, PartitionStats},
     wheel::TimerWheel,
@@ -270,6 +274,28 @@ impl PartitionState {
         }
         self.publish_gauges();
         Ok(current_version)
+    }
+
+    /// Applies one op of a batch or transaction. Under a transaction (`txn` is its
+    /// commit flag) a write first records what readers see until the commit.
+    pub fn apply(&mut self, op: Op, now: u64, txn: Option<&Arc<AtomicBool>>) -> Outcome {
+        if let Some(committed) = txn.filter(|_| op.is_write()) {
+            let prior = self.live(op.key(), now);
+            self.shared.hold(op.key(), committed, prior);
+        }
+        let failed = |failed: PreconditionFailed| Outcome::Failed(failed.into());
+        match op {
+            Op::Get { key } => self
+                .shared
+                .get_own(&key, now)
+                .map_or(Outcome::Missing, Outcome::Found),
+            Op::Put(put) => self.put(put, now).map_or_else(failed, Outcome::Written),
+            Op::Delete(delete) => match self.delete(&delete, now) {
+                Ok(Some(version)) => Outcome::Deleted(version),
+                Ok(None) => Outcome::Missing,
+                Err(error) => failed(error),
+            },
+        }
     }
 
     /// The key's entry if it is present and not expired. An expired one found here is

@@ -1,0 +1,56 @@
+//! `POST /v1/batch`: many gets, puts and deletes in one request.
+//!
+//! Not atomic: each op is atomic on its own, ops on one key take effect in the
+//! order given, and each op has its own result. Validation is all or nothing:
+//! one bad op (or too many) fails the request and nothing is applied.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::StatusCode,
+    web::{self, Payload},
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::{
+    AppState,
+    error::{ApiError, Dialect},
+    input, json_response, ops,
+};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchJson<'a> {
+    #[serde(borrow)]
+    ops: Vec<&'a RawValue>,
+}
+
+pub async fn batch(req: HttpRequest, payload: Payload, state: web::Data<AppState>) -> HttpResponse {
+    let result = run(&req, payload, &state).await;
+    result.unwrap_or_else(|error| error.respond(&req, Dialect::Native))
+}
+
+async fn run(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let body = input::json_body(req, payload, &state.limits).await?;
+    let text = input::utf8_body(&body)?;
+    let batch: BatchJson<'_> = serde_json::from_str(text)
+        .map_err(|error| ApiError::InvalidBody(format!("not a batch: {error}")))?;
+    let limit = state.limits.max_batch_ops;
+    if batch.ops.len() > limit {
+        return Err(ApiError::TooManyOps {
+            limit,
+            got: batch.ops.len(),
+        });
+    }
+    let parsed = ops::parse_ops(&batch.ops, "ops", &state.limits)?;
+    let outcomes = state.store.batch(parsed).await;
+    let mut out = String::with_capacity(16 + outcomes.len() * 64);
+    out.push_str(r#"{"results":"#);
+    ops::write_results(&mut out, &outcomes);
+    out.push('}');
+    Ok(json_response(StatusCode::OK, out))
+}

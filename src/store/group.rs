@@ -1,0 +1,213 @@
+//! Batches and transactions: many ops, one message per partition they touch.
+//!
+//! A batch is not atomic: each op is, and ops on one key take effect in the
+//! order given. Its gets of keys it does not write earlier are read lock-free
+//! before anything is sent; everything else goes to the key's partition in one
+//! `Apply` per partition, all partitions at once.
+//!
+//! A transaction takes every partition it may touch (its compares' keys and both
+//! branches' keys), one at a time in ascending order, so two transactions never
+//! wait on each other in a cycle; writes that arrive meanwhile queue behind it in
+//! each partition's actor, in arrival order, so neither side starves. Holding all
+//! of them it reads its compares, applies the chosen branch partition by
+//! partition, each write recorded as an intent (see `shared`), then sets its commit
+//! flag, which makes all its writes visible to readers at once, and releases the
+//! partitions. It runs as its own task, so a client that leaves mid-way cannot
+//! leave partitions held.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering::SeqCst},
+    },
+};
+
+use actix::Addr;
+use futures_util::future::join_all;
+use tokio::sync::oneshot;
+
+use super::{
+    Store, StoreError,
+    op::{Apply, Compare, Lock, Op, Outcome, Release, TxnMark},
+    partition::Partition,
+};
+
+/// A transaction: when every compare holds, `success` runs, else `failure`.
+#[derive(Debug, Default)]
+pub struct Txn {
+    pub compares: Vec<(Box<str>, Compare)>,
+    pub success: Vec<Op>,
+    pub failure: Vec<Op>,
+}
+
+/// What a transaction did: which branch, and its ops' outcomes in order.
+#[derive(Debug)]
+pub struct TxnDone {
+    pub succeeded: bool,
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Store {
+    /// Applies `ops` in order per key, each atomic on its own; one outcome per op.
+    pub async fn batch(&self, ops: Vec<Op>) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
+        let now = self.now();
+        let mut written: HashSet<Box<[u8]>> = HashSet::new();
+        let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
+        for (index, op) in ops.into_iter().enumerate() {
+            let partition = self.inner.router.partition_of(op.key());
+            match &op {
+                Op::Get { key } if !written.contains(key.as_bytes()) => {
+                    let shared = &self.inner.partitions[partition].shared;
+                    outcomes[index] = Some(found(shared.get(key, now)));
+                    continue;
+                }
+                Op::Get { .. } => {}
+                _ => {
+                    written.insert(op.key().into());
+                }
+            }
+            groups.entry(partition).or_default().push((index, op));
+        }
+        let sends = groups
+            .into_iter()
+            .map(|(partition, ops)| self.apply_on(partition, None, ops, None));
+        for (index, outcome) in join_all(sends).await.into_iter().flatten() {
+            outcomes[index] = Some(outcome);
+        }
+        outcomes
+            .into_iter()
+            .map(|outcome| outcome.expect("every op has an outcome"))
+            .collect()
+    }
+
+    /// Runs `txn` atomically with respect to every other write and transaction.
+    pub async fn txn(&self, txn: Txn) -> Result<TxnDone, StoreError> {
+        let (done, answer) = oneshot::channel();
+        let store = self.clone();
+        actix::spawn(async move {
+            let _ = done.send(store.run_txn(txn).await);
+        });
+        answer.await.unwrap_or(Err(StoreError::Unavailable))
+    }
+
+    async fn run_txn(&self, txn: Txn) -> Result<TxnDone, StoreError> {
+        let id = self.inner.txn_ids.fetch_add(1, SeqCst) + 1;
+        let router = &self.inner.router;
+        let keys = txn.compares.iter().map(|(key, _)| key.as_bytes());
+        let keys = keys.chain(txn.success.iter().chain(&txn.failure).map(Op::key));
+        let mut partitions: Vec<usize> = keys.map(|key| router.partition_of(key)).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        let mut held: BTreeMap<usize, Arc<Addr<Partition>>> = BTreeMap::new();
+        for partition in partitions {
+            match self.lock(partition, id).await {
+                Ok(addr) => held.insert(partition, addr),
+                Err(error) => {
+                    release(&held, id);
+                    return Err(error);
+                }
+            };
+        }
+        let now = self.now();
+        let succeeded = txn.compares.iter().all(|(key, compare)| {
+            let shared = &self.partition(key.as_bytes()).shared;
+            compare.holds(shared.current(key.as_bytes(), now).as_ref())
+        });
+        let ops = if succeeded { txn.success } else { txn.failure };
+        let mark = TxnMark {
+            id,
+            committed: Arc::new(AtomicBool::new(false)),
+        };
+        let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
+        let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
+        for (index, op) in ops.into_iter().enumerate() {
+            groups
+                .entry(router.partition_of(op.key()))
+                .or_default()
+                .push((index, op));
+        }
+        let sends = groups.into_iter().map(|(partition, ops)| {
+            let addr = held.get(&partition).cloned();
+            self.apply_on(partition, addr, ops, Some(mark.clone()))
+        });
+        let applied = join_all(sends).await;
+        // Every partition has applied its part: readers may now see all of it.
+        mark.committed.store(true, SeqCst);
+        release(&held, id);
+        for (index, outcome) in applied.into_iter().flatten() {
+            outcomes[index] = Some(outcome);
+        }
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| o.expect("every op has an outcome"));
+        Ok(TxnDone {
+            succeeded,
+            outcomes: outcomes.collect(),
+        })
+    }
+
+    /// Takes `partition` for transaction `id`, waiting behind whatever holds it.
+    async fn lock(&self, partition: usize, id: u64) -> Result<Arc<Addr<Partition>>, StoreError> {
+        let addr = self.actor(&self.inner.partitions[partition]).await?;
+        let reply = addr.send(Lock { txn: id }).await?;
+        reply.get().await.ok_or(StoreError::Unavailable)?;
+        Ok(addr)
+    }
+
+    /// Sends one partition its ops and awaits them, and their records when the
+    /// store persists. Every op gets an outcome, failed if the partition could not
+    /// take them.
+    async fn apply_on(
+        &self,
+        partition: usize,
+        addr: Option<Arc<Addr<Partition>>>,
+        ops: Vec<(usize, Op)>,
+        txn: Option<TxnMark>,
+    ) -> Vec<(usize, Outcome)> {
+        let indexes: Vec<(usize, bool)> = ops.iter().map(|(i, op)| (*i, op.is_write())).collect();
+        let failed_all = |error: StoreError| {
+            let each = |&(index, _): &(usize, bool)| (index, Outcome::Failed(error.clone()));
+            indexes.iter().map(each).collect()
+        };
+        let addr = match addr {
+            Some(addr) => addr,
+            None => match self.actor(&self.inner.partitions[partition]).await {
+                Ok(addr) => addr,
+                Err(error) => return failed_all(error),
+            },
+        };
+        let sent = addr.send(Apply { ops, txn }).await.map(|reply| reply.get());
+        let (mut outcomes, durable) = match sent {
+            Ok(reply) => match reply.await {
+                Some(applied) => applied,
+                None => return failed_all(StoreError::Unavailable),
+            },
+            Err(error) => return failed_all(error.into()),
+        };
+        if let Some(Err(refused)) = match durable {
+            Some(durable) => Some(durable.wait().await),
+            None => None,
+        } {
+            // The records of this partition's writes may not be safe: none is acknowledged.
+            for ((_, outcome), &(_, write)) in outcomes.iter_mut().zip(&indexes) {
+                if write && !matches!(outcome, Outcome::Failed(_)) {
+                    *outcome = Outcome::Failed(StoreError::Refused(refused.0.clone()));
+                }
+            }
+        }
+        outcomes
+    }
+}
+
+fn found(entry: Option<super::Entry>) -> Outcome {
+    entry.map_or(Outcome::Missing, Outcome::Found)
+}
+
+/// Lets every partition `held` go (its intents published, its queue run).
+fn release(held: &BTreeMap<usize, Arc<Addr<Partition>>>, id: u64) {
+    for addr in held.values() {
+        addr.do_send(Release { txn: id });
+    }
+}

@@ -1,0 +1,116 @@
+//! Groups of operations: what batches and transactions hand the store, and what
+//! each operation came to.
+//!
+//! A batch or a transaction is a list of `Op`s. The store sends each partition
+//! the ops on its keys, in their order, as one `Apply` message; gets of keys the
+//! group does not write earlier are read lock-free instead. Nothing here knows
+//! about HTTP: the handlers build ops from JSON and map outcomes to statuses.
+
+use std::sync::{Arc, atomic::AtomicBool};
+
+use actix::Message;
+
+use super::{
+    StoreError,
+    entry::Entry,
+    journal::Durable,
+    messages::{Delete, Put, Reply, Written},
+};
+
+/// One operation of a batch or a transaction branch.
+#[derive(Debug)]
+pub enum Op {
+    Get { key: Box<str> },
+    Put(Put),
+    Delete(Delete),
+}
+
+impl Op {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Op::Get { key } => key.as_bytes(),
+            Op::Put(put) => put.entry.key_bytes(),
+            Op::Delete(delete) => delete.key.as_bytes(),
+        }
+    }
+
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Op::Get { .. })
+    }
+}
+
+/// What one op came to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// A get found the entry.
+    Found(Entry),
+    /// A get or delete found no live entry.
+    Missing,
+    Written(Written),
+    /// A delete removed the entry of this version.
+    Deleted(u64),
+    /// A write that did not happen: a failed precondition, a refused write.
+    Failed(StoreError),
+}
+
+/// A condition on one key that a transaction compares before choosing its branch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Compare {
+    /// The key is live with this version.
+    Version(u64),
+    /// The key is live (`true`) or absent (`false`).
+    Exists(bool),
+    /// The key is live and its value equals this JSON value (as JSON, not bytes).
+    Value(serde_json::Value),
+}
+
+impl Compare {
+    /// Whether the condition holds for the key's live entry, if any.
+    pub fn holds(&self, current: Option<&Entry>) -> bool {
+        match (self, current) {
+            (Compare::Exists(wanted), current) => *wanted == current.is_some(),
+            (_, None) => false,
+            (Compare::Version(version), Some(entry)) => entry.version() == *version,
+            (Compare::Value(value), Some(entry)) => {
+                serde_json::from_slice::<serde_json::Value>(entry.value())
+                    .is_ok_and(|stored| stored == *value)
+            }
+        }
+    }
+}
+
+/// The transaction an `Apply` belongs to: the partition records, for each key it
+/// writes, what readers see until `committed` is set.
+#[derive(Clone, Debug)]
+pub struct TxnMark {
+    pub id: u64,
+    pub committed: Arc<AtomicBool>,
+}
+
+/// Apply these ops of one partition, in order. With `txn`, the partition is
+/// locked by that transaction and its writes stay invisible until commit.
+#[derive(Debug, Message)]
+#[rtype(result = "Reply<Applied>")]
+pub struct Apply {
+    /// Each op with its index in the whole group.
+    pub ops: Vec<(usize, Op)>,
+    pub txn: Option<TxnMark>,
+}
+
+/// The outcomes of an `Apply`, by index, and the ticket its writes' records wait on.
+pub type Applied = (Vec<(usize, Outcome)>, Option<Durable>);
+
+/// Take the partition for transaction `txn`: writes that arrive meanwhile wait.
+#[derive(Debug, Message)]
+#[rtype(result = "Reply<()>")]
+pub struct Lock {
+    pub txn: u64,
+}
+
+/// Publish transaction `txn`'s writes to readers (it is committed) and let the
+/// writes that waited run.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Release {
+    pub txn: u64,
+}
