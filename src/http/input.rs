@@ -170,7 +170,7 @@ pub fn query_ttl(req: &HttpRequest, limits: &Limits) -> Result<Option<u64>, ApiE
     ttl_nanos(seconds, limits).map(Some)
 }
 
-fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+pub fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
     query
         .split('&')
         .filter(|pair| !pair.is_empty())

@@ -25,6 +25,7 @@ pub mod metrics;
 mod native;
 pub mod openapi;
 mod ops;
+mod scan;
 mod tls_metrics;
 pub mod tracking;
 mod txn;

@@ -35,7 +35,16 @@ pub async fn dispatch(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     if !req.uri().path().starts_with(PREFIX) {
-        return super::meta::not_found(req).await; // the bare `/v1/kv`
+        // The bare `/v1/kv` (the scope's only other path): the scan route.
+        let result = match *req.method() {
+            Method::GET | Method::HEAD => super::scan::scan(&req, &state),
+            _ => Err(ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                path: req.path().to_owned(),
+                allow: "GET, HEAD",
+            }),
+        };
+        return native(&req, result);
     }
     let result = match *req.method() {
         Method::GET | Method::HEAD => read(&req, &state),

@@ -14,6 +14,7 @@
 mod clock;
 mod durable;
 mod entry;
+pub mod glob;
 mod group;
 mod handle;
 pub mod journal;
@@ -21,6 +22,7 @@ mod lru;
 mod messages;
 pub mod op;
 mod partition;
+pub mod scan;
 mod shared;
 mod sketch;
 mod state;

@@ -32,6 +32,7 @@
 
 use std::{
     hash::{BuildHasher, RandomState},
+    ops::Bound,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst},
@@ -212,12 +213,15 @@ impl Shared {
     /// `None`), never skipping a key that a concurrent replace has briefly unlinked.
     /// The step a range walk takes; expiry is the caller's to judge.
     pub fn next_after(&self, key: Option<&[u8]>) -> Option<Entry> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let bound = key.map_or(Unbounded, Excluded);
+        self.seek(key.map_or(Bound::Unbounded, Bound::Excluded))
+    }
+
+    /// The first entry at or after `from`, as `next_after`.
+    pub fn seek(&self, from: Bound<&[u8]>) -> Option<Entry> {
         // Unlike a lookup, a step that found something may still have skipped a
         // closer key being replaced: only an undisturbed step counts.
         self.validated(true, |map| {
-            map.lower_bound::<[u8]>(bound)
+            map.lower_bound::<[u8]>(from)
                 .map(|found| found.key().clone())
         })
     }
