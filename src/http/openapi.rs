@@ -58,7 +58,7 @@ pub struct NativeError {
     /// `invalid_ttl`, `invalid_header`, `key_too_large`, `value_too_large`,
     /// `body_too_large`, `body_unreadable`, `unsupported_media_type`, `key_not_found`,
     /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`, `writes_refused`,
-    /// `unauthorized`, `headers_too_large`.
+    /// `unauthorized`, `headers_too_large`, `too_many_ops`, `invalid_query`, `invalid_cursor`.
     error: String,
     detail: String,
 }
@@ -193,6 +193,175 @@ fn native_put() {}
     ))]
 fn native_delete() {}
 
+/// The kind of a batch or transaction op.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum OpKind {
+    Get,
+    Put,
+    Delete,
+}
+
+/// One op of a batch or transaction branch. A get takes only `key`; a put needs
+/// `value` and may take `ttl`, `if_match`, `if_none_match`; a delete may take
+/// `if_match` and `if_none_match: "*"`. Any other field is an error.
+#[derive(ToSchema)]
+pub struct OpRequest {
+    op: OpKind,
+    /// Non-empty, at most `store.max_key_bytes` bytes.
+    #[schema(min_length = 1)]
+    key: String,
+    /// A put's value: any JSON, `null` included.
+    value: Option<Value>,
+    /// A put's seconds to live (finite, > 0, at most `store.max_ttl`).
+    #[schema(exclusive_minimum = 0.0)]
+    ttl: Option<f64>,
+    /// As the `If-Match` header: `"\"N\""`, a list, or `*`.
+    if_match: Option<String>,
+    /// As the `If-None-Match` header: `*` (only if absent), or a list on a put.
+    if_none_match: Option<String>,
+}
+
+/// `POST /v1/batch` body.
+#[derive(ToSchema)]
+pub struct BatchRequest {
+    /// At most `store.max_batch_ops` ops.
+    ops: Vec<OpRequest>,
+}
+
+/// One op's result: its own status; `value` and `version` where there is one,
+/// `error` and `detail` (as a native error) where the op did not happen.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
+pub struct OpResult {
+    /// 200 (found, replaced), 201 (created), 204 (deleted), 404, 412, 503.
+    status: u16,
+    /// A get's value.
+    #[schema(required = false)]
+    value: Option<Value>,
+    /// A get's or put's version (the number in an ETag).
+    #[schema(required = false, nullable = false)]
+    version: Option<u64>,
+    #[schema(required = false, nullable = false)]
+    error: Option<String>,
+    #[schema(required = false, nullable = false)]
+    detail: Option<String>,
+}
+
+/// `POST /v1/batch` answer.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
+pub struct BatchResponse {
+    /// One per op, in order.
+    results: Vec<OpResult>,
+}
+
+/// A transaction's condition on one key: exactly one of `version`, `exists`,
+/// `value` besides `key`.
+#[derive(ToSchema)]
+pub struct CompareRequest {
+    #[schema(min_length = 1)]
+    key: String,
+    /// The key is live with this version.
+    #[schema(nullable = false)]
+    version: Option<u64>,
+    /// The key is live (true) or absent (false).
+    #[schema(nullable = false)]
+    exists: Option<bool>,
+    /// The key is live and its value equals this one as JSON (not as bytes).
+    value: Option<Value>,
+}
+
+/// `POST /v1/txn` body. At most `store.max_txn_ops` compares and ops in all.
+#[derive(ToSchema)]
+pub struct TxnRequest {
+    #[schema(nullable = false)]
+    compare: Option<Vec<CompareRequest>>,
+    /// Run when every compare holds.
+    #[schema(nullable = false)]
+    success: Option<Vec<OpRequest>>,
+    /// Run otherwise.
+    #[schema(nullable = false)]
+    failure: Option<Vec<OpRequest>>,
+}
+
+/// `POST /v1/txn` answer.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
+pub struct TxnResponse {
+    /// Whether every compare held (so `success` ran).
+    succeeded: bool,
+    /// The results of the branch that ran, one per op.
+    results: Vec<OpResult>,
+}
+
+/// One key of a scan page.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
+pub struct ScanItem {
+    key: String,
+    /// Absent with `values=false`.
+    #[schema(required = false)]
+    value: Option<Value>,
+    version: u64,
+}
+
+/// `GET /v1/kv` answer.
+#[derive(ToSchema, serde::Serialize)]
+#[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
+pub struct ScanPage {
+    items: Vec<ScanItem>,
+    /// Pass back as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/batch", tag = "data",
+    request_body(content = BatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every op ran, each with its own result (not atomic as a whole)", body = BatchResponse),
+        (status = 400, description = "A malformed op (its index in `detail`): nothing applied", body = NativeError),
+        (status = 413, description = "Too many ops, or a key, value or the body over its limit: nothing applied", body = NativeError),
+        (status = 415, description = "Content-Type is not JSON", body = NativeError),
+    ))]
+fn batch() {}
+
+#[utoipa::path(post, path = "/v1/txn", tag = "data",
+    request_body(content = TxnRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The compares and the chosen branch ran as one atomic step", body = TxnResponse),
+        (status = 400, description = "A malformed compare or op (its place in `detail`): nothing applied", body = NativeError),
+        (status = 413, description = "Too many compares and ops, or a key, value or the body over its limit", body = NativeError),
+        (status = 415, description = "Content-Type is not JSON", body = NativeError),
+    ))]
+fn txn() {}
+
+#[utoipa::path(get, path = "/v1/kv", tag = "data",
+    params(
+        ("prefix" = Option<String>, Query, nullable = false, description = "Only keys starting with this"),
+        ("start" = Option<String>, Query, nullable = false, description = "Only keys at or after this (byte order)"),
+        ("end" = Option<String>, Query, nullable = false, description = "Only keys before this"),
+        ("match" = Option<String>, Query, nullable = false, description = "Only keys matching this Redis MATCH pattern (`*`, `?`, `[a-z]`, `[^a]`, `\\`)"),
+        ("limit" = Option<u32>, Query, nullable = false, minimum = 1, description = "Most items (default store.scan_limit, at most store.max_scan_limit)"),
+        ("cursor" = Option<String>, Query, nullable = false, description = "A previous page's next_cursor"),
+        ("values" = Option<bool>, Query, nullable = false, description = "false: items without values (default true)"),
+    ),
+    responses(
+        (status = 200, description = "A page of keys in byte order; fewer than limit (even none) when it examined store.max_scan_examined keys", body = ScanPage),
+        (status = 400, description = "A malformed cursor or parameter", body = NativeError),
+    ))]
+fn scan() {}
+
+#[utoipa::path(head, path = "/v1/kv", tag = "data",
+    params(
+        ("prefix" = Option<String>, Query, nullable = false),
+        ("limit" = Option<u32>, Query, nullable = false, minimum = 1),
+    ),
+    responses(
+        (status = 200, description = "As GET, without a body"),
+        (status = 400, description = "A malformed cursor or parameter"),
+    ))]
+fn scan_head() {}
+
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
         (status = 200, description = "Serving", body = Health),
@@ -233,6 +402,10 @@ fn metrics() {}
         native_head,
         native_put,
         native_delete,
+        batch,
+        txn,
+        scan,
+        scan_head,
         health,
         health_head,
         stats,
@@ -245,6 +418,16 @@ fn metrics() {}
         NativeError,
         KeyValue,
         WrittenBody,
+        OpKind,
+        OpRequest,
+        BatchRequest,
+        OpResult,
+        BatchResponse,
+        CompareRequest,
+        TxnRequest,
+        TxnResponse,
+        ScanItem,
+        ScanPage,
         StoreStats,
         PartitionStats,
         Health
@@ -306,6 +489,7 @@ impl Modify for CommonResponses {
                 "NativeError"
             };
             let operations = [
+                (&mut item.post, true, true),
                 (&mut item.get, false, true),
                 (&mut item.head, false, false),
                 (&mut item.put, true, true),
