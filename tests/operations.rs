@@ -252,6 +252,9 @@ fn token_guards_every_route_but_health() {
         ("GET", "/v1/stats"),
         ("GET", "/metrics"),
         ("PUT", "/kv/insert"),
+        ("POST", "/v1/batch"),
+        ("POST", "/v1/txn"),
+        ("GET", "/v1/kv"),
     ] {
         let reply = server.request(method, path, &[], Some(b"{}"));
         assert_eq!(reply.status, 401, "{method} {path}");
@@ -405,6 +408,10 @@ fn openapi_lists_every_route_and_docs_are_served_locally() {
         "HEAD /health",
         "GET /v1/stats",
         "GET /metrics",
+        "POST /v1/batch",
+        "POST /v1/txn",
+        "GET /v1/kv",
+        "HEAD /v1/kv",
     ]
     .map(String::from);
     served.sort();
@@ -413,7 +420,11 @@ fn openapi_lists_every_route_and_docs_are_served_locally() {
     for route in &served {
         let (method, path) = route.split_once(' ').unwrap();
         let path = path.replace("{key}", "k");
-        let body = (method == "PUT").then_some(br#"{"key":"k","value":1}"#.as_slice());
+        let body = match method {
+            "PUT" => Some(br#"{"key":"k","value":1}"#.as_slice()),
+            "POST" => Some(br#"{"ops":[]}"#.as_slice()),
+            _ => None,
+        };
         let reply = server.request(method, &path, &[("Content-Type", "application/json")], body);
         assert!(reply.status < 500, "{route}: {}", reply.status);
         if reply.status == 404 {

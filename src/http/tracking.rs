@@ -24,13 +24,16 @@ use prometheus::{Histogram, IntCounter};
 
 /// Route labels: a fixed set, so a client cannot grow the label space. Declared in
 /// the order of `Route`, so a route's label is `ROUTES[route as usize]`.
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 12] = [
     "compat_insert",
     "compat_get",
     "compat_delete",
     "native_get",
     "native_put",
     "native_delete",
+    "batch",
+    "scan",
+    "txn",
     "health",
     "stats",
     "other",
@@ -45,6 +48,9 @@ enum Route {
     NativeGet,
     NativePut,
     NativeDelete,
+    Batch,
+    Scan,
+    Txn,
     Health,
     Stats,
     Other,
@@ -67,6 +73,12 @@ fn route_of(method: &Method, path: &str) -> Route {
             Method::DELETE => Route::NativeDelete,
             _ => Route::Other,
         }
+    } else if path == "/v1/kv" && matches!(*method, Method::GET | Method::HEAD) {
+        Route::Scan
+    } else if path == "/v1/batch" && method == Method::POST {
+        Route::Batch
+    } else if path == "/v1/txn" && method == Method::POST {
+        Route::Txn
     } else if path == "/health" {
         Route::Health
     } else if path == "/v1/stats" {
@@ -198,6 +210,12 @@ mod tests {
             (Method::PATCH, "/kv/delete/a", "other"),
             (Method::POST, "/v1/kv/a", "other"),
             (Method::OPTIONS, "/v1/kv/a", "other"),
+            (Method::POST, "/v1/batch", "batch"),
+            (Method::GET, "/v1/kv", "scan"),
+            (Method::HEAD, "/v1/kv", "scan"),
+            (Method::POST, "/v1/txn", "txn"),
+            (Method::GET, "/v1/batch", "other"),
+            (Method::PUT, "/v1/kv", "other"),
         ];
         for (method, path, label) in cases {
             assert_eq!(
