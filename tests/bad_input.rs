@@ -560,7 +560,7 @@ fn unknown_routes_and_wrong_methods() {
         ("GET", "/nope"),
         ("GET", "/v1/nothing"),
         ("GET", "/v1"),
-        ("GET", "/v1/kv"),
+        ("GET", "/v1/kvx"),
         ("GET", "/"),
         ("POST", "/nope"),
         ("GET", "/kv"),
@@ -580,6 +580,10 @@ fn unknown_routes_and_wrong_methods() {
         ("PUT", "/v1/stats"),
         ("POST", "/v1/stats"),
         ("DELETE", "/v1/stats"),
+        ("PUT", "/v1/kv"),
+        ("DELETE", "/v1/kv"),
+        ("GET", "/v1/batch"),
+        ("PUT", "/v1/txn"),
     ] {
         let body: Option<&[u8]> = (method != "OPTIONS").then_some(b"1");
         let reply = server.call(method, path, &json_type(), body);
