@@ -326,6 +326,13 @@ fn report(
     counters.records_loaded.store(total.records, Relaxed);
     counters.records_expired.store(total.expired, Relaxed);
     counters.bytes_truncated.store(total.truncated, Relaxed);
+    health.txns.raise(total.top_txn);
+    if total.txn_parts_dropped > 0 {
+        log::warn!(
+            "{} transaction parts not loaded: their transactions were not whole in the logs",
+            total.txn_parts_dropped
+        );
+    }
     let megabytes = total.bytes as f64 / 1e6;
     let rate = megabytes / took.as_secs_f64().max(1e-9);
     log::info!(

@@ -26,6 +26,7 @@ const KIND_PUT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
 const KIND_TXN_BEGIN: u8 = 3;
 const KIND_TXN_COMMIT: u8 = 4;
+const KIND_TXN_FLOOR: u8 = 5;
 
 /// Put body before the key: version, expiry, key length.
 const PUT_FIXED_BYTES: usize = 8 + 8 + 4;
@@ -65,11 +66,17 @@ pub enum Record<'a> {
     },
     /// `key` is gone, and why.
     Remove { key: &'a [u8], cause: Cause },
-    /// The records up to the `TxnCommit` with the same `id` are applied all or none.
-    TxnBegin { id: u64 },
-    /// Ends transaction `id`; `records` counts the records between begin and commit, so
-    /// a reader can tell a complete transaction from one torn in the middle.
+    /// The records up to the `TxnCommit` with the same `id` are this partition's part
+    /// of transaction `id`, which has `parts` such parts (one per partition it wrote):
+    /// applied only if every part is complete, or if `id` is below a `TxnFloor`.
+    TxnBegin { id: u64, parts: u32 },
+    /// Ends this partition's part of transaction `id`; `records` counts the records
+    /// between begin and commit, so a reader can tell a complete part from a torn one.
     TxnCommit { id: u64, records: u32 },
+    /// Every transaction with an id below `id` had all its parts written when this
+    /// record was made: a part whose siblings a later snapshot compacted away is
+    /// still known complete. Starts each log a snapshot begins.
+    TxnFloor { id: u64 },
 }
 
 /// Why the bytes at the start of a buffer are not a record.
@@ -243,6 +250,7 @@ fn kind(record: &Record<'_>) -> u8 {
         Record::Remove { .. } => KIND_REMOVE,
         Record::TxnBegin { .. } => KIND_TXN_BEGIN,
         Record::TxnCommit { .. } => KIND_TXN_COMMIT,
+        Record::TxnFloor { .. } => KIND_TXN_FLOOR,
     }
 }
 
@@ -250,8 +258,8 @@ fn body_len(record: &Record<'_>) -> usize {
     match record {
         Record::Put { key, value, .. } => PUT_FIXED_BYTES + key.len() + value.len(),
         Record::Remove { key, .. } => 1 + key.len(),
-        Record::TxnBegin { .. } => 8,
-        Record::TxnCommit { .. } => 8 + 4,
+        Record::TxnBegin { .. } | Record::TxnCommit { .. } => 8 + 4,
+        Record::TxnFloor { .. } => 8,
     }
 }
 
@@ -274,7 +282,11 @@ fn encode_body(record: &Record<'_>, out: &mut Vec<u8>) {
             out.push(cause as u8);
             out.extend_from_slice(key);
         }
-        Record::TxnBegin { id } => out.extend_from_slice(&id.to_le_bytes()),
+        Record::TxnBegin { id, parts } => {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&parts.to_le_bytes());
+        }
+        Record::TxnFloor { id } => out.extend_from_slice(&id.to_le_bytes()),
         Record::TxnCommit { id, records } => {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&records.to_le_bytes());
@@ -287,15 +299,20 @@ fn decode_body(kind: u8, body: &[u8]) -> Result<Record<'_>, DecodeError> {
         KIND_PUT => decode_put(body),
         KIND_REMOVE => decode_remove(body),
         KIND_TXN_BEGIN => {
-            let body = exact::<8>(body, "transaction begin is not 8 bytes")?;
-            Ok(Record::TxnBegin {
-                id: u64_at(body, 0),
-            })
+            let body = exact::<12>(body, "transaction begin is not 12 bytes")?;
+            let (id, parts) = (u64_at(body, 0), u32_at(body, 8));
+            Ok(Record::TxnBegin { id, parts })
         }
         KIND_TXN_COMMIT => {
             let body = exact::<12>(body, "transaction commit is not 12 bytes")?;
             let (id, records) = (u64_at(body, 0), u32_at(body, 8));
             Ok(Record::TxnCommit { id, records })
+        }
+        KIND_TXN_FLOOR => {
+            let body = exact::<8>(body, "transaction floor is not 8 bytes")?;
+            Ok(Record::TxnFloor {
+                id: u64_at(body, 0),
+            })
         }
         _ => Err(DecodeError::Malformed("unknown record kind")),
     }

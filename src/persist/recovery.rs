@@ -10,8 +10,13 @@
 //! With the partition count unchanged, each old partition's files load into the
 //! same partition, all partitions in parallel. With a new count, every record is
 //! routed by its key, as a write would be.
+//!
+//! A transaction has one part in the log of each partition it wrote. Before the
+//! replay, a survey of the logs finds which transactions came through whole
+//! (every part complete, or below a `TxnFloor` some log recorded); the replay
+//! applies only their parts, so a transaction comes back whole or not at all.
 
-use std::path::Path;
+use std::{collections::HashMap, path::Path};
 
 use crate::store::{Entry, PartitionState, Router, StoreClock};
 
@@ -40,6 +45,10 @@ pub struct Replayed {
     /// Logs that held no record (a start with no write before the next): dropped
     /// from the manifest rather than kept until the next compaction.
     pub empty_logs: Vec<String>,
+    /// Transaction parts not applied because another part of theirs is missing.
+    pub txn_parts_dropped: u64,
+    /// The highest transaction id seen (new ids must be above it).
+    pub top_txn: u64,
 }
 
 impl Replayed {
@@ -51,6 +60,60 @@ impl Replayed {
         self.truncated += other.truncated;
         self.last_seq = self.last_seq.max(other.last_seq);
         self.empty_logs.extend_from_slice(&other.empty_logs);
+        self.txn_parts_dropped += other.txn_parts_dropped;
+        self.top_txn = self.top_txn.max(other.top_txn);
+    }
+}
+
+/// Which transactions came through whole, from a survey of every log.
+#[derive(Debug, Default)]
+struct Verdicts {
+    /// Every transaction below it was whole when some log began.
+    floor: u64,
+    /// Per transaction: its number of parts, and the complete parts found.
+    parts: HashMap<u64, (u32, u32)>,
+    top: u64,
+    /// Torn tails the survey cut off, by old partition.
+    truncated: Vec<u64>,
+}
+
+impl Verdicts {
+    fn whole(&self, id: u64) -> bool {
+        id < self.floor || self.parts.get(&id).is_some_and(|(want, got)| got >= want)
+    }
+
+    /// Reads every log (snapshots hold no transaction records) for its
+    /// transaction parts and floors. Damage is left for the replay to report.
+    fn survey(dir: &DataDir, files: &[PartitionFiles]) -> Verdicts {
+        let mut verdicts = Verdicts {
+            truncated: vec![0; files.len()],
+            ..Verdicts::default()
+        };
+        for (index, partition) in files.iter().enumerate() {
+            for name in &partition.logs {
+                let mut open: Option<(u64, u32)> = None;
+                let mut found = |record: Record<'_>| match record {
+                    Record::TxnBegin { id, parts } => {
+                        verdicts.top = verdicts.top.max(id);
+                        open = Some((id, parts));
+                    }
+                    Record::TxnCommit { id, .. } => {
+                        if let Some((begun, parts)) = open.take().filter(|(begun, _)| *begun == id)
+                        {
+                            verdicts.parts.entry(begun).or_insert((parts, 0)).1 += 1;
+                        }
+                    }
+                    Record::TxnFloor { id } => verdicts.floor = verdicts.floor.max(id),
+                    Record::Put { .. } | Record::Remove { .. } => {}
+                };
+                let read = segment::read(&dir.file(name), FileKind::Log, false, |_, r| found(r));
+                if let Ok(summary) = read {
+                    verdicts.truncated[index] += summary.torn.map_or(0, |damage| damage.dropped);
+                }
+            }
+        }
+        verdicts.top = verdicts.top.max(verdicts.floor);
+        verdicts
     }
 }
 
@@ -64,6 +127,8 @@ pub fn replay(
     truncate_corrupt: bool,
 ) -> Result<Vec<Replayed>, SegmentError> {
     let now = clock.now();
+    let verdicts = Verdicts::survey(dir, files);
+    let verdicts = &verdicts;
     if files.len() != states.len() {
         let mut totals = vec![Replayed::default(); states.len()];
         for partition in files {
@@ -72,6 +137,7 @@ pub fn replay(
                 dir,
                 partition,
                 truncate_corrupt,
+                verdicts,
                 &mut loaded,
                 |record, loaded| {
                     let key = record_key(&record);
@@ -83,19 +149,27 @@ pub fn replay(
             loaded.last_seq = 0;
             totals[0].add(&loaded);
         }
+        totals[0].truncated += verdicts.truncated.iter().sum::<u64>();
+        totals[0].top_txn = verdicts.top;
         return Ok(totals);
     }
     std::thread::scope(|scope| {
         let workers: Vec<_> = states
             .iter_mut()
             .zip(files)
-            .map(|(state, partition)| {
+            .enumerate()
+            .map(|(index, (state, partition))| {
                 scope.spawn(move || {
-                    let mut loaded = Replayed::default();
+                    let mut loaded = Replayed {
+                        truncated: verdicts.truncated[index],
+                        top_txn: verdicts.top,
+                        ..Replayed::default()
+                    };
                     replay_partition(
                         dir,
                         partition,
                         truncate_corrupt,
+                        verdicts,
                         &mut loaded,
                         |record, loaded| apply(state, record, clock, now, loaded),
                     )
@@ -113,7 +187,7 @@ pub fn replay(
 fn record_key<'a>(record: &Record<'a>) -> Option<&'a [u8]> {
     match record {
         Record::Put { key, .. } | Record::Remove { key, .. } => Some(key),
-        Record::TxnBegin { .. } | Record::TxnCommit { .. } => None,
+        Record::TxnBegin { .. } | Record::TxnCommit { .. } | Record::TxnFloor { .. } => None,
     }
 }
 
@@ -122,6 +196,7 @@ fn replay_partition(
     dir: &DataDir,
     files: &PartitionFiles,
     truncate_corrupt: bool,
+    verdicts: &Verdicts,
     loaded: &mut Replayed,
     mut each: impl FnMut(Record<'_>, &mut Replayed),
 ) -> Result<(), SegmentError> {
@@ -129,7 +204,7 @@ fn replay_partition(
     let logs = files.logs.iter().map(|name| (name, FileKind::Log));
     for (name, kind) in snapshot.chain(logs) {
         let path = dir.file(name);
-        let records = read_file(&path, kind, truncate_corrupt, loaded, &mut each)?;
+        let records = read_file(&path, kind, truncate_corrupt, verdicts, loaded, &mut each)?;
         if kind == FileKind::Log && records == 0 {
             loaded.empty_logs.push(name.clone());
         }
@@ -141,6 +216,7 @@ fn read_file(
     path: &Path,
     kind: FileKind,
     truncate_corrupt: bool,
+    verdicts: &Verdicts,
     loaded: &mut Replayed,
     each: &mut impl FnMut(Record<'_>, &mut Replayed),
 ) -> Result<u64, SegmentError> {
@@ -150,9 +226,14 @@ fn read_file(
     let summary = segment::read(path, kind, truncate_corrupt, |seq, record| {
         last_seq = seq;
         counted.records += 1;
-        if let Some(ready) = transaction.hold(record) {
-            for record in ready {
-                each(record.as_record(), &mut counted);
+        if let Some((id, ready)) = transaction.hold(record) {
+            if verdicts.whole(id) {
+                for record in ready {
+                    each(record.as_record(), &mut counted);
+                }
+            } else {
+                log::warn!("transaction {id}: a part is missing from another log: not applied");
+                counted.txn_parts_dropped += 1;
             }
         } else if !transaction.open() {
             each(record, &mut counted);
@@ -168,7 +249,7 @@ fn read_file(
     if kind == FileKind::Log {
         counted.log_bytes = summary.bytes;
     }
-    counted.truncated = summary.torn.map_or(0, |damage| damage.dropped);
+    counted.truncated += summary.torn.map_or(0, |damage| damage.dropped);
     // An empty file still says where numbering stood when it was made.
     let before_first = summary
         .header
@@ -192,19 +273,19 @@ impl Transaction {
     }
 
     /// Takes `record` if it belongs to a transaction; answers the transaction's
-    /// records when `record` commits it.
-    fn hold(&mut self, record: Record<'_>) -> Option<Vec<Owned>> {
+    /// id and records when `record` commits it.
+    fn hold(&mut self, record: Record<'_>) -> Option<(u64, Vec<Owned>)> {
         match record {
-            Record::TxnBegin { id } => {
+            Record::TxnBegin { id, .. } => {
                 self.id = Some(id);
                 self.held.clear();
                 None
             }
             Record::TxnCommit { id, .. } if self.id == Some(id) => {
                 self.id = None;
-                Some(std::mem::take(&mut self.held))
+                Some((id, std::mem::take(&mut self.held)))
             }
-            Record::TxnCommit { .. } => None,
+            Record::TxnCommit { .. } | Record::TxnFloor { .. } => None,
             other if self.open() => {
                 self.held.push(Owned::from(other));
                 None
@@ -246,7 +327,9 @@ impl From<Record<'_>> for Owned {
                 key: key.to_vec(),
                 cause,
             },
-            Record::TxnBegin { .. } | Record::TxnCommit { .. } => unreachable!("held only data"),
+            Record::TxnBegin { .. } | Record::TxnCommit { .. } | Record::TxnFloor { .. } => {
+                unreachable!("held only data")
+            }
         }
     }
 }
@@ -303,6 +386,6 @@ fn apply(
             state.restore(Entry::new(key, value), version, deadline, now);
         }
         Record::Remove { key, .. } => state.forget(key),
-        Record::TxnBegin { .. } | Record::TxnCommit { .. } => {}
+        Record::TxnBegin { .. } | Record::TxnCommit { .. } | Record::TxnFloor { .. } => {}
     }
 }

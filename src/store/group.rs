@@ -93,7 +93,8 @@ impl Store {
     }
 
     async fn run_txn(&self, txn: Txn) -> Result<TxnDone, StoreError> {
-        let id = self.inner.txn_ids.fetch_add(1, SeqCst) + 1;
+        let ledger = &self.inner.health.txns;
+        let id = ledger.open();
         let router = &self.inner.router;
         let keys = txn.compares.iter().map(|(key, _)| key.as_bytes());
         let keys = keys.chain(txn.success.iter().chain(&txn.failure).map(Op::key));
@@ -105,6 +106,7 @@ impl Store {
             match self.lock(partition, id).await {
                 Ok(addr) => held.insert(partition, addr),
                 Err(error) => {
+                    ledger.close(id);
                     release(&held, id);
                     return Err(error);
                 }
@@ -116,10 +118,6 @@ impl Store {
             compare.holds(shared.current(key.as_bytes(), now).as_ref())
         });
         let ops = if succeeded { txn.success } else { txn.failure };
-        let mark = TxnMark {
-            id,
-            committed: Arc::new(AtomicBool::new(false)),
-        };
         let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
         let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
         for (index, op) in ops.into_iter().enumerate() {
@@ -128,12 +126,23 @@ impl Store {
                 .or_default()
                 .push((index, op));
         }
+        let writing = groups
+            .values()
+            .filter(|ops| ops.iter().any(|(_, op)| op.is_write()));
+        let mark = TxnMark {
+            id,
+            parts: u32::try_from(writing.count()).expect("at most one part per partition"),
+            committed: Arc::new(AtomicBool::new(false)),
+        };
         let sends = groups.into_iter().map(|(partition, ops)| {
             let addr = held.get(&partition).cloned();
             self.apply_on(partition, addr, ops, Some(mark.clone()))
         });
         let applied = join_all(sends).await;
-        // Every partition has applied its part: readers may now see all of it.
+        // Every part is applied, and written: the logs hold it whole. Closed before
+        // the release, so no snapshot of these partitions can count it open.
+        ledger.close(id);
+        // Readers may now see all of it.
         mark.committed.store(true, SeqCst);
         release(&held, id);
         for (index, outcome) in applied.into_iter().flatten() {

@@ -38,6 +38,56 @@ pub enum Change {
     Put(Entry),
     /// The entry that left, and why.
     Remove(Entry, Cause),
+    /// The changes up to the matching `TxnCommit` are this partition's part of
+    /// transaction `id`, one of `parts` (see `TxnLedger`).
+    TxnBegin { id: u64, parts: u32 },
+    /// Ends this partition's part of transaction `id`, `records` changes long.
+    TxnCommit { id: u64, records: u32 },
+    /// Every transaction below `id` has all its parts in the logs (a new log
+    /// starts with it, so the fact outlives the logs a snapshot replaces).
+    TxnFloor { id: u64 },
+}
+
+/// The store's transactions as the logs need them: unique ids, and which ones
+/// may still have a part not yet written.
+///
+/// A transaction writes one part per partition, each in its own log. After a
+/// crash, recovery applies a part only when every part made it (or when the
+/// transaction is below a floor some log recorded): so a transaction comes back
+/// whole or not at all. Ids start from the wall clock at start-up, so they keep
+/// growing across restarts.
+#[derive(Debug, Default)]
+pub struct TxnLedger {
+    next: AtomicU64,
+    /// Transactions whose parts are not all written yet.
+    open: Mutex<std::collections::BTreeSet<u64>>,
+}
+
+impl TxnLedger {
+    /// Ids from now on are above `floor`.
+    pub fn raise(&self, floor: u64) {
+        self.next.fetch_max(floor, Relaxed);
+    }
+
+    /// A new transaction's id, open until `close`.
+    pub fn open(&self) -> u64 {
+        let mut open = self.open.lock().expect("not poisoned");
+        let id = self.next.fetch_add(1, Relaxed) + 1;
+        open.insert(id);
+        id
+    }
+
+    /// Transaction `id` has all its parts written (or gave up).
+    pub fn close(&self, id: u64) {
+        self.open.lock().expect("not poisoned").remove(&id);
+    }
+
+    /// Every transaction below this id is closed.
+    pub fn floor(&self) -> u64 {
+        let open = self.open.lock().expect("not poisoned");
+        let next = self.next.load(Relaxed) + 1;
+        open.first().copied().unwrap_or(next)
+    }
 }
 
 /// What the log writer is asked to do, in order.
@@ -98,6 +148,8 @@ pub struct WriteHealth {
     pub version_floor: AtomicU64,
     /// What the logs did, for `/metrics`.
     pub counters: LogCounters,
+    /// Transaction ids, and which transactions may not be whole in the logs yet.
+    pub txns: TxnLedger,
 }
 
 /// Upper bounds of the sync-latency buckets, in seconds: 50 µs to about 1.6 s.
@@ -354,6 +406,14 @@ impl Journal {
 
     pub fn record(&mut self, change: Change) {
         self.pending.push(Pending::Change(change));
+    }
+
+    /// Changes recorded in this message so far.
+    pub fn changes_pending(&self) -> usize {
+        let changes = self.pending.iter();
+        changes
+            .filter(|pending| matches!(pending, Pending::Change(_)))
+            .count()
     }
 
     pub fn control(&mut self, item: Item) {

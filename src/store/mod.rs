@@ -158,8 +158,6 @@ struct Inner {
     arbiters: Vec<Arbiter>,
     /// Worker threads that have attached, in order (their index is their position).
     attached: Mutex<Vec<ThreadId>>,
-    /// The last transaction id handed out.
-    txn_ids: std::sync::atomic::AtomicU64,
 }
 
 /// A cheap, cloneable handle to the running store.
@@ -200,6 +198,8 @@ impl Store {
             .collect();
         let mut router = Router::random(count);
         let health = Arc::new(WriteHealth::default());
+        // Transaction ids keep growing across restarts (see `journal::TxnLedger`).
+        health.txns.raise(clock.to_wall(0));
         if let Some(persistence) = &mut persistence {
             if let Some(seed) = persistence.router() {
                 router.seed = seed;
@@ -229,7 +229,6 @@ impl Store {
             clock,
             arbiters,
             attached: Mutex::new(Vec::new()),
-            txn_ids: std::sync::atomic::AtomicU64::new(0),
         };
         Ok(Store {
             inner: Arc::new(inner),

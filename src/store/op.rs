@@ -84,6 +84,8 @@ impl Compare {
 #[derive(Clone, Debug)]
 pub struct TxnMark {
     pub id: u64,
+    /// How many partitions the transaction writes (its parts in the logs).
+    pub parts: u32,
     pub committed: Arc<AtomicBool>,
 }
 

@@ -97,10 +97,15 @@ impl Partition {
     }
 
     /// Applies a group of ops; one journal commit (and one ticket) for all of them.
+    /// Under a transaction that writes here, the ops are its part in the log,
+    /// between a begin and a commit record (see `journal::TxnLedger`).
     fn apply(&mut self, apply: Apply) -> op::Applied {
         let refusal = self.refusal();
-        let committed = apply.txn.as_ref().map(|txn| &txn.committed);
+        let txn = apply.txn.as_ref();
+        let committed = txn.map(|txn| &txn.committed);
+        let part = txn.filter(|_| apply.ops.iter().any(|(_, op)| op.is_write()));
         let outcomes = self.change(|state, now| {
+            let from = part.and_then(|txn| state.open_part(txn.id, txn.parts));
             let apply_one = |(index, op): (usize, op::Op)| {
                 let outcome = match (&refusal, op.is_write()) {
                     (Some(refused), true) => Outcome::Failed(refused.clone().into()),
@@ -108,7 +113,11 @@ impl Partition {
                 };
                 (index, outcome)
             };
-            apply.ops.into_iter().map(apply_one).collect()
+            let outcomes = apply.ops.into_iter().map(apply_one).collect();
+            if let Some(txn) = part {
+                state.close_part(txn.id, from);
+            }
+            outcomes
         });
         (outcomes, self.commit())
     }
@@ -246,7 +255,11 @@ impl Actor for Partition {
         }
         ctx.run_interval(self.tick, |partition, ctx| {
             partition.change(|state, now| state.tick(now));
-            partition.snapshot_if_asked(ctx);
+            // Not while a transaction holds the partition: the snapshot would hold
+            // its writes as plain state before its other parts are written.
+            if partition.held_by.is_none() {
+                partition.snapshot_if_asked(ctx);
+            }
             partition.commit();
             // Removed skiplist nodes are freed by crossbeam-epoch only once enough
             // garbage has piled up; nudge it so memory returns promptly when idle.

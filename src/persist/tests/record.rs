@@ -11,8 +11,9 @@ use crate::persist::record::*;
 pub(super) enum Owned {
     Put(Vec<u8>, Vec<u8>, u64, Option<u64>),
     Remove(Vec<u8>, Cause),
-    TxnBegin(u64),
+    TxnBegin(u64, u32),
     TxnCommit(u64, u32),
+    TxnFloor(u64),
 }
 
 impl Owned {
@@ -25,7 +26,11 @@ impl Owned {
                 expires_at: *expires_at,
             },
             Owned::Remove(key, cause) => Record::Remove { key, cause: *cause },
-            Owned::TxnBegin(id) => Record::TxnBegin { id: *id },
+            Owned::TxnBegin(id, parts) => Record::TxnBegin {
+                id: *id,
+                parts: *parts,
+            },
+            Owned::TxnFloor(id) => Record::TxnFloor { id: *id },
             Owned::TxnCommit(id, records) => Record::TxnCommit {
                 id: *id,
                 records: *records,
@@ -47,7 +52,8 @@ pub(super) fn owned() -> impl Strategy<Value = Owned> {
         (bytes(), bytes(), any::<u64>(), expires_at)
             .prop_map(|(key, value, version, at)| Owned::Put(key, value, version, at)),
         (bytes(), cause).prop_map(|(key, cause)| Owned::Remove(key, cause)),
-        any::<u64>().prop_map(Owned::TxnBegin),
+        (any::<u64>(), any::<u32>()).prop_map(|(id, parts)| Owned::TxnBegin(id, parts)),
+        any::<u64>().prop_map(Owned::TxnFloor),
         (any::<u64>(), any::<u32>()).prop_map(|(id, records)| Owned::TxnCommit(id, records)),
     ]
 }
@@ -84,8 +90,10 @@ fn every_kind_round_trips() {
         Owned::Remove(vec![], Cause::Deleted),
         Owned::Remove(b"key".to_vec(), Cause::Evicted),
         Owned::Remove(vec![7; 1000], Cause::Expired),
-        Owned::TxnBegin(0),
-        Owned::TxnBegin(u64::MAX),
+        Owned::TxnBegin(0, 1),
+        Owned::TxnBegin(u64::MAX, u32::MAX),
+        Owned::TxnFloor(0),
+        Owned::TxnFloor(u64::MAX),
         Owned::TxnCommit(0, 0),
         Owned::TxnCommit(u64::MAX, u32::MAX),
     ];
@@ -139,13 +147,13 @@ type Decoded = Result<(Record<'static>, usize), DecodeError>;
 #[test]
 fn damage_is_classified() {
     let too_long = MAX_RECORD_BYTES + 1;
-    let mut bad_crc = encoded(&Record::TxnBegin { id: 1 });
+    let mut bad_crc = encoded(&Record::TxnBegin { id: 1, parts: 1 });
     bad_crc[4] ^= 1;
     let mut put_key_past_end = 2u64.to_le_bytes().repeat(2);
     put_key_past_end.extend_from_slice(&3u32.to_le_bytes());
     put_key_past_end.extend_from_slice(b"ab");
     let malformed = |why| Err(DecodeError::Malformed(why));
-    let table: [(&str, Vec<u8>, Decoded); 14] = [
+    let table: [(&str, Vec<u8>, Decoded); 15] = [
         ("empty", vec![], Err(DecodeError::Incomplete)),
         ("zeros", vec![0; 64], malformed("zero-length frame")),
         (
@@ -156,9 +164,14 @@ fn damage_is_classified() {
         ("bad crc", bad_crc, Err(DecodeError::BadChecksum)),
         ("kind 0", frame(0, b""), malformed("unknown record kind")),
         (
-            "kind 5",
-            frame(5, &[0; 12]),
+            "kind 6",
+            frame(6, &[0; 12]),
             malformed("unknown record kind"),
+        ),
+        (
+            "floor 9 bytes",
+            frame(5, &[0; 9]),
+            malformed("transaction floor is not 8 bytes"),
         ),
         (
             "kind 255",
@@ -187,13 +200,13 @@ fn damage_is_classified() {
         ),
         (
             "begin 7 bytes",
-            frame(3, &[0; 7]),
-            malformed("transaction begin is not 8 bytes"),
+            frame(3, &[0; 8]),
+            malformed("transaction begin is not 12 bytes"),
         ),
         (
-            "begin 9 bytes",
-            frame(3, &[0; 9]),
-            malformed("transaction begin is not 8 bytes"),
+            "begin 13 bytes",
+            frame(3, &[0; 13]),
+            malformed("transaction begin is not 12 bytes"),
         ),
         (
             "commit 11 bytes",
@@ -208,7 +221,7 @@ fn damage_is_classified() {
 
 #[test]
 fn decode_takes_one_record_of_a_stream() {
-    let first = Record::TxnBegin { id: 7 };
+    let first = Record::TxnBegin { id: 7, parts: 1 };
     let mut bytes = encoded(&first);
     let used = bytes.len();
     encode(&Record::TxnCommit { id: 7, records: 0 }, &mut bytes);

@@ -305,7 +305,7 @@ fn create_writes_the_header_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log-1");
     let mut file = segment::create(&path, &HEADER).unwrap();
-    std::io::Write::write_all(&mut file, &encoded(&Record::TxnBegin { id: 1 })).unwrap();
+    std::io::Write::write_all(&mut file, &encoded(&Record::TxnBegin { id: 1, parts: 1 })).unwrap();
     drop(file);
     let (result, seen) = read(&path, false, 1 << 20);
     assert_eq!(result.unwrap().records, 1);

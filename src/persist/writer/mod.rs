@@ -178,6 +178,9 @@ impl Writer {
                     StoreCause::Expired => Cause::Expired,
                 },
             },
+            &Change::TxnBegin { id, parts } => Record::TxnBegin { id, parts },
+            &Change::TxnCommit { id, records } => Record::TxnCommit { id, records },
+            &Change::TxnFloor { id } => Record::TxnFloor { id },
         };
         record::encode(&record, &mut round.buf);
     }

@@ -276,6 +276,22 @@ impl PartitionState {
         Ok(current_version)
     }
 
+    /// Opens this partition's part of transaction `id` (one of `parts`) in the
+    /// journal; answers where its changes start. `None` without persistence.
+    pub fn open_part(&mut self, id: u64, parts: u32) -> Option<usize> {
+        let journal = self.journal.as_mut()?;
+        journal.record(Change::TxnBegin { id, parts });
+        Some(journal.changes_pending())
+    }
+
+    /// Closes the part `open_part` opened, counting the changes it holds.
+    pub fn close_part(&mut self, id: u64, from: Option<usize>) {
+        if let (Some(from), Some(journal)) = (from, &mut self.journal) {
+            let records = u32::try_from(journal.changes_pending() - from).unwrap_or(u32::MAX);
+            journal.record(Change::TxnCommit { id, records });
+        }
+    }
+
     /// Applies one op of a batch or transaction. Under a transaction (`txn` is its
     /// commit flag) a write first records what readers see until the commit.
     pub fn apply(&mut self, op: Op, now: u64, txn: Option<&Arc<AtomicBool>>) -> Outcome {

@@ -7,7 +7,7 @@
 use super::{
     super::{
         entry::Entry,
-        journal::Item,
+        journal::{Change, Item},
         lru::{Lru, NIL},
     },
     PartitionState,
@@ -38,6 +38,10 @@ impl PartitionState {
             return false;
         };
         journal.control(Item::SnapshotStart);
+        // The new log says which transactions were whole when it began: the
+        // parts of theirs in the logs this snapshot replaces will be gone.
+        let floor = journal.outbox().health.txns.floor();
+        journal.record(Change::TxnFloor { id: floor });
         let mut walk = Walk {
             list: 0,
             cursor: self.lru.tail_of(0),
