@@ -26,6 +26,7 @@
 mod common;
 mod http;
 mod model;
+mod txn;
 mod writer;
 
 use std::time::{Duration, Instant};
@@ -56,6 +57,32 @@ fn kill_9_loses_nothing_acknowledged_fsync_always() {
 #[test]
 fn kill_9_loses_nothing_acknowledged_fsync_everysec() {
     crash_cycles("everysec");
+}
+
+/// Transactions come back whole or not at all after kill -9, and every
+/// acknowledged one is there (see `txn`).
+#[test]
+fn kill_9_keeps_transactions_whole_fsync_always() {
+    transaction_cycles("always");
+}
+
+#[test]
+fn kill_9_keeps_transactions_whole_fsync_everysec() {
+    transaction_cycles("everysec");
+}
+
+fn transaction_cycles(fsync: &str) {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("rustkv.toml");
+    let data = temp.path().join("data");
+    std::fs::write(&config, config_text(&data, fsync)).unwrap();
+    if let Err(failure) = txn::cycles(&config, CYCLES, DEFAULT_SEED ^ fsync.len() as u64) {
+        panic!(
+            "fsync={fsync}: {failure}
+{}",
+            listing(&data)
+        );
+    }
 }
 
 /// Regression: a kill after a snapshot created its new log (and `.snap.tmp`) but
