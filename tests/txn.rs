@@ -129,6 +129,9 @@ fn bad_transactions_get_a_4xx_and_change_nothing() {
             "5 ops",
         ),
         (json!({"success": [put_a], "branch": []}), 400, "branch"),
+        (json!([]), 400, "object"),
+        (json!({"compare": [["a", 1]]}), 400, "compare[0]"),
+        (json!({"success": [["put", "a", 1]]}), 400, "success[0]"),
     ];
     for (body, status, named) in cases {
         let reply = txn(&server, &body);

@@ -37,8 +37,7 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let body = input::json_body(req, payload, &state.limits).await?;
     let text = input::utf8_body(&body)?;
-    let batch: BatchJson<'_> = serde_json::from_str(text)
-        .map_err(|error| ApiError::InvalidBody(format!("not a batch: {error}")))?;
+    let batch: BatchJson<'_> = ops::object(text, "a batch")?;
     let limit = state.limits.max_batch_ops;
     if batch.ops.len() > limit {
         return Err(ApiError::TooManyOps {

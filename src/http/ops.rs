@@ -37,6 +37,19 @@ struct OpJson<'a> {
     if_none_match: Option<String>,
 }
 
+/// Reads `text` as the JSON object `T`, described as `what` in errors. serde
+/// would also read a struct from an array of its fields in order, which no
+/// client means: only an object is taken.
+pub fn object<'a, T: Deserialize<'a>>(text: &'a str, what: &str) -> Result<T, ApiError> {
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::InvalidBody(format!(
+            "{what} must be a JSON object"
+        )));
+    }
+    serde_json::from_str(text)
+        .map_err(|error| ApiError::InvalidBody(format!("not {what}: {error}")))
+}
+
 /// Reads a field that is there, `null` included, as `Some`.
 pub fn present<'de, D: Deserializer<'de>>(from: D) -> Result<Option<&'de RawValue>, D::Error> {
     <&RawValue>::deserialize(from).map(Some)
@@ -56,8 +69,7 @@ pub fn parse_ops(raw: &[&RawValue], name: &str, limits: &Limits) -> Result<Vec<O
 }
 
 fn parse_op(raw: &RawValue, limits: &Limits) -> Result<Op, ApiError> {
-    let op: OpJson<'_> = serde_json::from_str(raw.get())
-        .map_err(|error| ApiError::InvalidBody(format!("not an op: {error}")))?;
+    let op: OpJson<'_> = object(raw.get(), "an op")?;
     input::check_key(&op.key, limits)?;
     let takes_none = |field: &str, given: bool| match given {
         true => Err(ApiError::InvalidBody(format!(

@@ -53,8 +53,7 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let body = input::json_body(req, payload, &state.limits).await?;
     let text = input::utf8_body(&body)?;
-    let txn: TxnJson<'_> = serde_json::from_str(text)
-        .map_err(|error| ApiError::InvalidBody(format!("not a transaction: {error}")))?;
+    let txn: TxnJson<'_> = ops::object(text, "a transaction")?;
     let limits = &state.limits;
     let count = txn.compare.len() + txn.success.len() + txn.failure.len();
     if count > limits.max_txn_ops {
@@ -92,8 +91,7 @@ async fn run(
 }
 
 fn parse_compare(raw: &RawValue, limits: &Limits) -> Result<(Box<str>, Compare), ApiError> {
-    let compare: CompareJson<'_> = serde_json::from_str(raw.get())
-        .map_err(|error| ApiError::InvalidBody(format!("not a compare: {error}")))?;
+    let compare: CompareJson<'_> = ops::object(raw.get(), "a compare")?;
     input::check_key(&compare.key, limits)?;
     let what = match (compare.version, compare.exists, compare.value) {
         (Some(version), None, None) => Compare::Version(version),
