@@ -139,6 +139,34 @@ fn one_bad_op_fails_the_whole_batch_and_names_its_index() {
     assert_eq!(results(&server, json!([])), Vec::<Value>::new());
 }
 
+/// A batch sends each partition it writes one message, however many ops it has
+/// there; gets of keys it does not write are read without any message.
+#[test]
+fn one_message_per_partition_touched() {
+    let server = TestServer::start("[store]\npartitions = 8\ncapacity = 10000\n");
+    let messages = |server: &TestServer| server.stats()["group_messages"].as_u64().unwrap();
+    let puts: Vec<Value> = (0..200)
+        .map(|i| json!({"op": "put", "key": format!("k{i}"), "value": i}))
+        .collect();
+    results(&server, Value::Array(puts));
+    assert_eq!(messages(&server), 8, "200 puts over 8 partitions");
+    let gets: Vec<Value> = (0..200)
+        .map(|i| json!({"op": "get", "key": format!("k{i}")}))
+        .collect();
+    let got = results(&server, Value::Array(gets));
+    assert!(got.iter().all(|r| r["status"] == 200));
+    assert_eq!(messages(&server), 8, "gets read lock-free");
+    let stats = server.stats();
+    assert_eq!(stats["hits"], 200, "batch gets count as hits");
+    let per_partition: Vec<u64> = stats["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["group_messages"].as_u64().unwrap())
+        .collect();
+    assert_eq!(per_partition, [1; 8]);
+}
+
 /// Ops on keys of many partitions, with repeats of the same key: every op's
 /// result is the one a sequential run in the given order would give.
 #[test]

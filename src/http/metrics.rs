@@ -131,7 +131,7 @@ type Field = (
     fn(&PartitionStats) -> u64,
 );
 
-const FIELDS: [Field; 13] = [
+const FIELDS: [Field; 14] = [
     (
         "store_hits_total",
         "GETs that found a live entry",
@@ -201,6 +201,13 @@ const FIELDS: [Field; 13] = [
         true,
         None,
         |s| s.read_drops,
+    ),
+    (
+        "store_group_messages_total",
+        "Batch and transaction messages applied (one per partition a group touches)",
+        true,
+        None,
+        |s| s.group_messages,
     ),
     ("store_keys", "Live entries", false, None, |s| s.keys),
     (

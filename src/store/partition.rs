@@ -100,6 +100,7 @@ impl Partition {
     /// Under a transaction that writes here, the ops are its part in the log,
     /// between a begin and a commit record (see `journal::TxnLedger`).
     fn apply(&mut self, apply: Apply) -> op::Applied {
+        super::stats::Counters::bump(&self.state.shared().counters.group_messages);
         let refusal = self.refusal();
         let txn = apply.txn.as_ref();
         let committed = txn.map(|txn| &txn.committed);

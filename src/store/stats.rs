@@ -23,6 +23,8 @@ pub struct Counters {
     pub expired_reads: AtomicU64,
     /// Hits not recorded for LRU because the read buffer was full.
     pub read_drops: AtomicU64,
+    /// Batch and transaction messages applied (one per partition a group touches).
+    pub group_messages: AtomicU64,
     /// Gauges written by the actor after each change.
     pub keys: AtomicU64,
     pub memory: AtomicU64,
@@ -60,6 +62,9 @@ pub struct PartitionStats {
     pub expired_reads: u64,
     /// Hits not recorded for LRU order because the read buffer was full.
     pub read_drops: u64,
+    /// Batch and transaction messages the partition applied: one per partition a
+    /// batch or transaction sends ops to, however many ops it sends.
+    pub group_messages: u64,
 }
 
 impl Counters {
@@ -81,6 +86,7 @@ impl Counters {
             &self.expirations,
             &self.expired_reads,
             &self.read_drops,
+            &self.group_messages,
         ];
         activity
             .iter()
@@ -103,6 +109,7 @@ impl Counters {
             expirations: self.expirations.load(Relaxed),
             expired_reads: self.expired_reads.load(Relaxed),
             read_drops: self.read_drops.load(Relaxed),
+            group_messages: self.group_messages.load(Relaxed),
         }
     }
 }
@@ -124,5 +131,6 @@ impl PartitionStats {
         self.expirations += other.expirations;
         self.expired_reads += other.expired_reads;
         self.read_drops += other.read_drops;
+        self.group_messages += other.group_messages;
     }
 }

@@ -22,7 +22,7 @@ use rustkv::{config::Config, persist::SyncHook, server::Environment};
 use serde_json::Value;
 
 /// The counters every `/v1/stats` object (totals and each partition) carries.
-pub const STATS_COUNTERS: [&str; 10] = [
+pub const STATS_COUNTERS: [&str; 11] = [
     "hits",
     "misses",
     "inserts",
@@ -33,6 +33,7 @@ pub const STATS_COUNTERS: [&str; 10] = [
     "expirations",
     "expired_reads",
     "read_drops",
+    "group_messages",
 ];
 
 pub struct TestServer {
