@@ -129,6 +129,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &Limits) {
             .route(web::get().to(meta::stats))
             .default_service(not_allowed("GET")),
     )
+    // The key routes before the batch and transaction routes: actix tries services
+    // in order, and every GET and PUT of a key would otherwise pay for their patterns.
+    .service(web::scope("/v1/kv").default_service(web::to(native::dispatch)))
+    .service(web::scope("/kv").default_service(web::to(compat::dispatch)))
     .service(
         web::resource("/v1/batch")
             .route(web::post().to(batch::batch))
@@ -139,8 +143,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &Limits) {
             .route(web::post().to(txn::txn))
             .default_service(not_allowed("POST")),
     )
-    .service(web::scope("/v1/kv").default_service(web::to(native::dispatch)))
-    .service(web::scope("/kv").default_service(web::to(compat::dispatch)))
     .service(web::resource("/docs").route(web::get().to(meta::docs_redirect)))
     .service(
         utoipa_swagger_ui::SwaggerUi::new("/docs/{_:.*}")
