@@ -11,6 +11,12 @@
 //!    when the partition is full, `store.eviction` picks the victim (LRU, or
 //!    W-TinyLFU, for which readers also report misses in step 3).
 //!
+//! A batch (`POST /v1/batch`) sends each partition its ops in one message (gets it
+//! does not write first read as in step 3); a transaction (`POST /v1/txn`) takes
+//! its partitions' actors in order, applies its branch as intents readers skip,
+//! and commits with one flag (`store::group`); a scan (`GET /v1/kv`) merges the
+//! partitions' skiplists in key order without any message (`store::scan`).
+//!
 //! Under 1, `net` frames each HTTP/1 request on the TCP stream before actix-http
 //! parses it (timeouts, smuggling, pipelining after a close, shutdown). With
 //! `[tls]`, `net` does the TLS handshake first, with the configuration `tls`
