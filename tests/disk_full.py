@@ -199,6 +199,21 @@ class Run:
             status, _, body = self.server.json("DELETE", "/v1/kv/doomed")
             self.expect_refused("DELETE doomed", status, body)
             time.sleep(0.1)
+        # A batch answers each write 503 (its gets still read); a transaction that
+        # writes is refused whole; one that only reads still runs.
+        key = next(iter(KNOWN))
+        status, _, body = self.server.json("POST", "/v1/batch", {"ops": [
+            {"op": "put", "key": "refused-batch", "value": 1}, {"op": "get", "key": key}]})
+        results = body.get("results", []) if isinstance(body, dict) else []
+        check(status == 200 and len(results) == 2 and results[0].get("status") == 503
+              and results[0].get("error") == "writes_refused" and results[1].get("status") == 200,
+              f"a batch while refused: {status} {body}")
+        status, _, body = self.server.json("POST", "/v1/txn", {"success": [
+            {"op": "put", "key": "refused-txn", "value": 1}, {"op": "get", "key": key}]})
+        self.expect_refused("a writing transaction", status, body)
+        status, _, body = self.server.json("POST", "/v1/txn", {"success": [{"op": "get", "key": key}]})
+        check(status == 200 and body.get("results", [{}])[0].get("status") == 200,
+              f"a reading transaction while refused: {status} {body}")
         del self.acked["doomed"]  # answered 503: it may or may not be gone
         for key, (value, version) in list(self.acked.items())[:20]:
             self.expect_value(key, value, version)

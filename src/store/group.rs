@@ -118,6 +118,13 @@ impl Store {
             compare.holds(shared.current(key.as_bytes(), now).as_ref())
         });
         let ops = if succeeded { txn.success } else { txn.failure };
+        // A node that refuses writes refuses the whole transaction up front, rather
+        // than letting some partitions apply their part.
+        if let Some(reason) = self.write_refusal().filter(|_| ops.iter().any(Op::is_write)) {
+            ledger.close(id);
+            release(&held, id);
+            return Err(StoreError::Refused(reason));
+        }
         let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
         let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
         for (index, op) in ops.into_iter().enumerate() {
@@ -146,6 +153,14 @@ impl Store {
         mark.committed.store(true, SeqCst);
         release(&held, id);
         for (index, outcome) in applied.into_iter().flatten() {
+            // A part that could not be applied or made safe fails the transaction as
+            // a whole (its other parts are applied: as a single write's 503, the
+            // client cannot count on it either way).
+            if let Outcome::Failed(error @ (StoreError::Refused(_) | StoreError::Unavailable)) =
+                &outcome
+            {
+                return Err(error.clone());
+            }
             outcomes[index] = Some(outcome);
         }
         let outcomes = outcomes
