@@ -95,23 +95,13 @@ impl Store {
     async fn run_txn(&self, txn: Txn) -> Result<TxnDone, StoreError> {
         let ledger = &self.inner.health.txns;
         let id = ledger.open();
-        let router = &self.inner.router;
-        let keys = txn.compares.iter().map(|(key, _)| key.as_bytes());
-        let keys = keys.chain(txn.success.iter().chain(&txn.failure).map(Op::key));
-        let mut partitions: Vec<usize> = keys.map(|key| router.partition_of(key)).collect();
-        partitions.sort_unstable();
-        partitions.dedup();
-        let mut held: BTreeMap<usize, Arc<Addr<Partition>>> = BTreeMap::new();
-        for partition in partitions {
-            match self.lock(partition, id).await {
-                Ok(addr) => held.insert(partition, addr),
-                Err(error) => {
-                    ledger.close(id);
-                    release(&held, id);
-                    return Err(error);
-                }
-            };
-        }
+        let held = match self.lock_all(&txn, id).await {
+            Ok(held) => held,
+            Err(error) => {
+                ledger.close(id);
+                return Err(error);
+            }
+        };
         let now = self.now();
         let succeeded = txn.compares.iter().all(|(key, compare)| {
             let shared = &self.partition(key.as_bytes()).shared;
@@ -120,19 +110,58 @@ impl Store {
         let ops = if succeeded { txn.success } else { txn.failure };
         // A node that refuses writes refuses the whole transaction up front, rather
         // than letting some partitions apply their part.
-        if let Some(reason) = self.write_refusal().filter(|_| ops.iter().any(Op::is_write)) {
-            ledger.close(id);
-            release(&held, id);
-            return Err(StoreError::Refused(reason));
+        let refused = self
+            .write_refusal()
+            .filter(|_| ops.iter().any(Op::is_write));
+        let applied = match refused {
+            Some(reason) => Err(StoreError::Refused(reason)),
+            None => Ok(self.apply_branch(id, ops, &held).await),
+        };
+        // Every part is applied, and written: the logs hold it whole. Closed before
+        // the release, so no snapshot of these partitions can count it open.
+        ledger.close(id);
+        release(&held, id);
+        Ok(TxnDone {
+            succeeded,
+            outcomes: applied??,
+        })
+    }
+
+    /// Takes every partition `txn` may touch (its compares' and both branches'
+    /// keys), in ascending order; on failure, lets go of those it took.
+    async fn lock_all(&self, txn: &Txn, id: u64) -> Result<Held, StoreError> {
+        let router = &self.inner.router;
+        let keys = txn.compares.iter().map(|(key, _)| key.as_bytes());
+        let keys = keys.chain(txn.success.iter().chain(&txn.failure).map(Op::key));
+        let mut partitions: Vec<usize> = keys.map(|key| router.partition_of(key)).collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        let mut held = Held::new();
+        for partition in partitions {
+            match self.lock(partition, id).await {
+                Ok(addr) => held.insert(partition, addr),
+                Err(error) => {
+                    release(&held, id);
+                    return Err(error);
+                }
+            };
         }
-        let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
-        let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
-        for (index, op) in ops.into_iter().enumerate() {
-            groups
-                .entry(router.partition_of(op.key()))
-                .or_default()
-                .push((index, op));
-        }
+        Ok(held)
+    }
+
+    /// Applies a transaction's chosen branch on the partitions it holds, part by
+    /// part, then sets its commit flag: readers see all of it from then on.
+    /// A part that could not be applied or made safe fails the transaction as a
+    /// whole (its other parts stay applied: as after a single write's 503, the
+    /// client cannot count on it either way).
+    async fn apply_branch(
+        &self,
+        id: u64,
+        ops: Vec<Op>,
+        held: &Held,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let count = ops.len();
+        let groups = self.by_partition(ops.into_iter().enumerate());
         let writing = groups
             .values()
             .filter(|ops| ops.iter().any(|(_, op)| op.is_write()));
@@ -146,16 +175,9 @@ impl Store {
             self.apply_on(partition, addr, ops, Some(mark.clone()))
         });
         let applied = join_all(sends).await;
-        // Every part is applied, and written: the logs hold it whole. Closed before
-        // the release, so no snapshot of these partitions can count it open.
-        ledger.close(id);
-        // Readers may now see all of it.
         mark.committed.store(true, SeqCst);
-        release(&held, id);
+        let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
         for (index, outcome) in applied.into_iter().flatten() {
-            // A part that could not be applied or made safe fails the transaction as
-            // a whole (its other parts are applied: as a single write's 503, the
-            // client cannot count on it either way).
             if let Outcome::Failed(error @ (StoreError::Refused(_) | StoreError::Unavailable)) =
                 &outcome
             {
@@ -163,13 +185,23 @@ impl Store {
             }
             outcomes[index] = Some(outcome);
         }
-        let outcomes = outcomes
+        Ok(outcomes
             .into_iter()
-            .map(|o| o.expect("every op has an outcome"));
-        Ok(TxnDone {
-            succeeded,
-            outcomes: outcomes.collect(),
-        })
+            .map(|o| o.expect("every op has an outcome"))
+            .collect())
+    }
+
+    /// `ops` (with their indexes) grouped by their keys' partitions, in order.
+    fn by_partition(
+        &self,
+        ops: impl Iterator<Item = (usize, Op)>,
+    ) -> BTreeMap<usize, Vec<(usize, Op)>> {
+        let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
+        for (index, op) in ops {
+            let partition = self.inner.router.partition_of(op.key());
+            groups.entry(partition).or_default().push((index, op));
+        }
+        groups
     }
 
     /// Takes `partition` for transaction `id`, waiting behind whatever holds it.
@@ -229,8 +261,11 @@ fn found(entry: Option<super::Entry>) -> Outcome {
     entry.map_or(Outcome::Missing, Outcome::Found)
 }
 
+/// The partitions a transaction holds, by index, with their actors.
+type Held = BTreeMap<usize, Arc<Addr<Partition>>>;
+
 /// Lets every partition `held` go (its intents published, its queue run).
-fn release(held: &BTreeMap<usize, Arc<Addr<Partition>>>, id: u64) {
+fn release(held: &Held, id: u64) {
     for addr in held.values() {
         addr.do_send(Release { txn: id });
     }
