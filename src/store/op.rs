@@ -73,8 +73,63 @@ impl Compare {
             (Compare::Version(version), Some(entry)) => entry.version() == *version,
             (Compare::Value(value), Some(entry)) => {
                 serde_json::from_slice::<serde_json::Value>(entry.value())
-                    .is_ok_and(|stored| stored == *value)
+                    .is_ok_and(|stored| json_eq(&stored, value))
             }
+        }
+    }
+}
+
+/// Equality of JSON values as JSON means it: objects whatever their member order,
+/// and numbers by value (`1`, `1.0` and `1e0` are one number), which
+/// `serde_json::Value`'s own equality does not give for integers and floats.
+fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value::{Array, Number, Object};
+    match (a, b) {
+        (Number(x), Number(y)) => match (x.as_i128(), y.as_i128()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
+        (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_eq(x, y)),
+        (Object(x), Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(key, v)| y.get(key).is_some_and(|w| json_eq(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::json_eq;
+
+    #[test]
+    fn json_equality_is_by_value() {
+        let equal = [
+            (json!(1), json!(1.0)),
+            (json!(100), serde_json::from_str("1e2").unwrap()),
+            (
+                json!({"a": 1, "b": [true, null]}),
+                json!({"b": [true, null], "a": 1.0}),
+            ),
+            (json!("é"), serde_json::from_str("\"\\u00e9\"").unwrap()),
+            (json!(u64::MAX), json!(u64::MAX)),
+        ];
+        for (a, b) in equal {
+            assert!(json_eq(&a, &b), "{a} == {b}");
+        }
+        let different = [
+            (json!(1), json!("1")),
+            (json!(1), json!(1.5)),
+            (json!([1, 2]), json!([2, 1])),
+            (json!({"a": 1}), json!({"a": 1, "b": 2})),
+            (json!(null), json!(false)),
+            (json!(u64::MAX), json!(u64::MAX - 1)),
+        ];
+        for (a, b) in different {
+            assert!(!json_eq(&a, &b), "{a} != {b}");
         }
     }
 }
