@@ -87,3 +87,21 @@ fn a_range_walk_never_skips_a_key_being_replaced() {
     assert!(walks > 0);
     assert_eq!(short, 0, "{short} of {walks} walks skipped a live key");
 }
+
+/// The scan's walk: a seek, then links followed (`step`). A followed link skips a
+/// node being replaced; the step must notice and search instead.
+#[test]
+fn a_linked_walk_never_skips_a_key_being_replaced() {
+    let keys: Vec<String> = (0..8).map(|index| format!("key-{index}")).collect();
+    let (walks, short) = race(&keys, |shared| {
+        let mut seen = 0;
+        let mut cursor = shared.seek(std::ops::Bound::Unbounded);
+        while let Some(at) = cursor {
+            seen += 1;
+            cursor = shared.step(&at);
+        }
+        seen == 8
+    });
+    assert!(walks > 0);
+    assert_eq!(short, 0, "{short} of {walks} walks skipped a live key");
+}

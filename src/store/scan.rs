@@ -2,21 +2,31 @@
 //!
 //! Each partition's skiplist is already ordered, so a page is a k-way merge of
 //! the partitions' walks from the page's lower bound: O(log n) to seek each
-//! partition, then one step per key examined. A page stops after `limit` items or
+//! partition, then one link per key examined (`Shared::step`; a search only when
+//! a replace ran during the step). A page stops after `limit` items or
 //! `max_examined` keys, whichever comes first, and names the last key it examined;
 //! the next page starts strictly after it. So the server keeps nothing between
 //! pages, and a key present for the whole scan is returned exactly once: pages
-//! are disjoint, and each walk step (`Shared::next_after`) never skips a key a
-//! concurrent replace has briefly unlinked.
+//! are disjoint, and no walk step skips a key a concurrent replace has briefly
+//! unlinked.
 //!
 //! A scan reads as readers do (expired entries and uncommitted transaction
 //! writes are not seen), but counts no hits and moves nothing in LRU order.
-//! It walks with `lower_bound` and `Entry::next`-free steps, never `range()`:
+//! It walks with `lower_bound` and `Entry::next`, never `range()`:
 //! crossbeam-skiplist 0.1.3's `RefRange` leaks a node reference per step.
 
-use std::{cmp::Reverse, collections::BinaryHeap, ops::Bound};
+use std::{
+    cmp::{Ordering, Reverse},
+    collections::BinaryHeap,
+    ops::Bound,
+};
 
-use super::{Store, entry::Entry, glob::Glob, shared::Shared};
+use super::{
+    Store,
+    entry::Entry,
+    glob::Glob,
+    shared::{Cursor, Shared},
+};
 
 /// Which keys a scan covers: the intersection of all its bounds.
 #[derive(Clone, Debug, Default)]
@@ -35,6 +45,39 @@ pub struct Scan {
     pub limit: usize,
     /// Most keys to examine.
     pub max_examined: usize,
+}
+
+/// A partition's place in the merge, ordered by its key (then partition).
+struct Head<'a> {
+    cursor: Cursor<'a>,
+    partition: usize,
+}
+
+impl Head<'_> {
+    fn entry(&self) -> &Entry {
+        self.cursor.key()
+    }
+}
+
+impl PartialEq for Head<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head<'_> {}
+
+impl PartialOrd for Head<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let by_key = self.entry().cmp(other.entry());
+        by_key.then(self.partition.cmp(&other.partition))
+    }
 }
 
 /// One page of a scan.
@@ -77,21 +120,28 @@ impl Scan {
     /// Walks `partitions` for one page, as of `now`.
     pub fn page(&self, partitions: &[&Shared], now: u64) -> Page {
         let from = self.from();
-        let mut heads: BinaryHeap<Reverse<(Entry, usize)>> = partitions
+        let mut heads: BinaryHeap<Reverse<Head<'_>>> = partitions
             .iter()
             .enumerate()
-            .filter_map(|(index, shared)| Some(Reverse((shared.seek(from)?, index))))
+            .filter_map(|(partition, shared)| {
+                let cursor = shared.seek(from)?;
+                Some(Reverse(Head { cursor, partition }))
+            })
             .collect();
         let mut items = Vec::new();
         let mut examined = 0;
-        while let Some(Reverse((entry, index))) = heads.pop() {
+        while let Some(Reverse(head)) = heads.pop() {
+            let entry = head.entry().clone();
             if self.past_end(entry.key_bytes()) {
                 return Page { items, next: None };
             }
             examined += 1;
-            let shared = partitions[index];
-            if let Some(next) = shared.next_after(Some(entry.key_bytes())) {
-                heads.push(Reverse((next, index)));
+            let shared = partitions[head.partition];
+            if let Some(cursor) = shared.step(&head.cursor) {
+                heads.push(Reverse(Head {
+                    cursor,
+                    partition: head.partition,
+                }));
             }
             if self
                 .pattern
@@ -102,11 +152,10 @@ impl Scan {
             {
                 items.push(seen);
             }
-            let full = items.len() == self.limit || examined == self.max_examined;
-            if full {
+            if items.len() == self.limit || examined == self.max_examined {
                 let more = heads
                     .peek()
-                    .is_some_and(|Reverse((head, _))| !self.past_end(head.key_bytes()));
+                    .is_some_and(|Reverse(head)| !self.past_end(head.entry().key_bytes()));
                 let next = more.then(|| entry.key_bytes().to_vec());
                 return Page { items, next };
             }

@@ -45,6 +45,10 @@ use crossbeam_skiplist::SkipMap;
 use super::{entry::Entry, stats::Counters};
 use crate::config::Eviction;
 
+/// A place in a partition's skiplist, held by an ordered walk. It keeps its node
+/// alive (not the key in the map) until dropped.
+pub type Cursor<'a> = crossbeam_skiplist::map::Entry<'a, Entry, ()>;
+
 /// Reads buffered per partition between two drains (a write or a tick).
 pub const READ_BUFFER: usize = 4096;
 
@@ -211,19 +215,33 @@ impl Shared {
 
     /// The first entry whose key is strictly after `key` (or the first of all for
     /// `None`), never skipping a key that a concurrent replace has briefly unlinked.
-    /// The step a range walk takes; expiry is the caller's to judge.
+    /// Expiry is the caller's to judge.
     pub fn next_after(&self, key: Option<&[u8]>) -> Option<Entry> {
-        self.seek(key.map_or(Bound::Unbounded, Bound::Excluded))
+        let from = key.map_or(Bound::Unbounded, Bound::Excluded);
+        self.seek(from).map(|found| found.key().clone())
     }
 
-    /// The first entry at or after `from`, as `next_after`.
-    pub fn seek(&self, from: Bound<&[u8]>) -> Option<Entry> {
-        // Unlike a lookup, a step that found something may still have skipped a
-        // closer key being replaced: only an undisturbed step counts.
-        self.validated(true, |map| {
-            map.lower_bound::<[u8]>(from)
-                .map(|found| found.key().clone())
-        })
+    /// Where an ordered walk starts: the first entry at or after `from`, as
+    /// `next_after`.
+    pub fn seek(&self, from: Bound<&[u8]>) -> Option<Cursor<'_>> {
+        // Unlike a lookup, a search that found something may still have skipped a
+        // closer key being replaced: only an undisturbed search counts.
+        self.validated(true, |map| map.lower_bound::<[u8]>(from))
+    }
+
+    /// The entry after `at`: one link followed when no replace ran meanwhile (the
+    /// common case), else a search from the top, as `seek`. A followed link skips
+    /// removed nodes, so a replace's moment without the key would be skipped too:
+    /// the counter tells.
+    pub fn step<'a>(&'a self, at: &Cursor<'a>) -> Option<Cursor<'a>> {
+        let before = self.gates.replacing.load(SeqCst);
+        if before.is_multiple_of(2) {
+            let next = at.next();
+            if self.gates.replacing.load(SeqCst) == before {
+                return next;
+            }
+        }
+        self.seek(Bound::Excluded(at.key().key_bytes()))
     }
 
     /// Looks `key` up without counting or reporting anything (the actor's own view:
@@ -252,11 +270,11 @@ impl Shared {
     /// sides: a search that missed a node because of a replace saw the old node's
     /// removal mark, which the actor set after making the counter odd, so the
     /// second load sees the counter moved.
-    fn validated(
-        &self,
+    fn validated<'a, T>(
+        &'a self,
         check_hits: bool,
-        search: impl Fn(&SkipMap<Entry, ()>) -> Option<Entry>,
-    ) -> Option<Entry> {
+        search: impl Fn(&'a SkipMap<Entry, ()>) -> Option<T>,
+    ) -> Option<T> {
         let mut spins = 0u32;
         loop {
             let before = self.gates.replacing.load(SeqCst);
