@@ -1,6 +1,7 @@
 //! Ordered scans without HTTP: one page (`Scan::page`, the k-way merge over the
 //! partitions' skiplists) of 100 keys at the start, the middle and 90% deep into a
-//! store of 1,000,000 keys, split over 2 and over 8 partitions.
+//! store of 1,000,000 keys (by cursor, and as the first page of the prefix `key09`),
+//! split over 2 and over 8 partitions.
 //!
 //! The goal is that a page deep in a 1M-key store costs what the first
 //! one does: a page seeks each partition once (O(log n)), then takes one step per
@@ -53,8 +54,10 @@ fn store(partitions: usize) -> Vec<PartitionState> {
     states
 }
 
-fn page_at(after: Option<u64>) -> Scan {
+/// The page after the key at `after` (the first page for `None`), within `prefix`.
+fn page_at(prefix: &str, after: Option<u64>) -> Scan {
     Scan {
+        prefix: prefix.as_bytes().to_vec(),
         after: after.map(|index| key(index).into_bytes()),
         limit: LIMIT,
         max_examined: 10_000,
@@ -70,14 +73,14 @@ fn scan(c: &mut Criterion) {
     for partitions in [2, 8] {
         let states = store(partitions);
         let shared: Vec<&Shared> = states.iter().map(|state| &**state.shared()).collect();
-        for (name, after) in [
-            ("first", None),
-            ("at 500k", Some(KEYS / 2 - 1)),
-            ("at 900k", Some(KEYS * 9 / 10 - 1)),
+        for (name, prefix, after, first) in [
+            ("first", "", None, 0),
+            ("at 500k", "", Some(KEYS / 2 - 1), KEYS / 2),
+            ("at 900k", "", Some(KEYS * 9 / 10 - 1), KEYS * 9 / 10),
+            ("prefix key09 (at 900k)", "key09", None, KEYS * 9 / 10),
         ] {
-            let scan = page_at(after);
+            let scan = page_at(prefix, after);
             let page = scan.page(&shared, 0);
-            let first = after.map_or(0, |index| index + 1);
             assert_eq!(page.items.len(), LIMIT);
             assert_eq!(page.items[0].key(), key(first));
             assert_eq!(page.items[LIMIT - 1].key(), key(first + LIMIT as u64 - 1));

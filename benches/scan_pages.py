@@ -20,8 +20,11 @@ CPU 1, one thread, 64 connections, each repeating one fixed URL (`--limit`, defa
 
 Before timing, each URL is fetched once and checked: `--limit` items, the expected first
 and last keys, a `next_cursor`. Each round runs the four, the order reversed every other
-round; printed per run: requests/s, keys/s, p99, non-2xx. Then medians and each page's
-ratio to the first (the issue's goal: a deep page as fast as the first, ratio ~1.0).
+round; printed per run: requests/s, keys/s, p99, non-2xx, and the server's CPU use and
+CPU time per page (user + system, /proc/PID/stat; it does not depend on the client, which
+shares CPU 1 with whatever else runs on the machine). Then medians and each page's ratio
+to the first, in requests/s and in CPU per page (the issue's goal: a deep page as fast as
+the first, ratio ~1.0).
 
 wrk is installed from apt if missing. Loopback only; bounded by the preload (about a
 minute) and rounds x 4 x duration.
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +48,13 @@ from load import ensure_wrk, free_port, stats, wait_port  # noqa: E402  (benches
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VALUE = {"name": "Alice", "age": 30, "tags": ["a", "b"]}
 KEYS = 1_000_000
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def key(index):
@@ -109,10 +120,11 @@ def wrk(url, seconds, connections):
                "--latency", url]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    total = int(re.search(r"(\d+) requests in", output).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return rate, p99_ms, int(bad.group(1)) if bad else 0
+    return rate, total, p99_ms, int(bad.group(1)) if bad else 0
 
 
 def main():
@@ -134,7 +146,7 @@ def main():
     }
     server, port = start(args.binary, args.partitions)
     url = f"http://127.0.0.1:{port}"
-    runs = {}
+    runs, cpus = {}, {}
     try:
         preload(port, KEYS)
         snapshot = stats(url)
@@ -148,20 +160,29 @@ def main():
         order = list(pages)
         for round_index in range(args.rounds):
             for name in order if round_index % 2 == 0 else order[::-1]:
-                rate, p99, bad = wrk(url + pages[name][0], args.duration, args.connections)
+                cpu_before, started = cpu_seconds(server.pid), time.time()
+                rate, total, p99, bad = wrk(url + pages[name][0], args.duration,
+                                            args.connections)
+                cpu = cpu_seconds(server.pid) - cpu_before
+                busy = cpu / (time.time() - started)
                 runs.setdefault(name, []).append(rate)
+                cpus.setdefault(name, []).append(cpu / max(total, 1))
                 print(f"round {round_index + 1} {name:12} {rate:9,.0f} req/s "
-                      f"{rate * limit:11,.0f} keys/s  p99 {p99:7.2f} ms  non-2xx {bad}",
+                      f"{rate * limit:11,.0f} keys/s  p99 {p99:7.2f} ms  non-2xx {bad}  "
+                      f"server CPU {busy:4.0%}, {cpu / max(total, 1) * 1e6:.1f} us per page",
                       flush=True)
     finally:
         server.terminate()
         server.wait()
     print("\nmedians")
     first = statistics.median(runs["first"])
+    cpu_first = statistics.median(cpus["first"])
     for name in pages:
         rate = statistics.median(runs[name])
+        cpu = statistics.median(cpus[name])
         print(f"{name:12} {rate:9,.0f} req/s {rate * limit:11,.0f} keys/s  "
-              f"vs first {rate / first:.2f}")
+              f"vs first {rate / first:.2f}  server CPU {cpu * 1e6:.1f} us per page, "
+              f"first/this {cpu_first / cpu:.2f}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,13 @@ ratio with background / without, next to what the background's own CPU share pre
 simply add up): a measured ratio well below the prediction is cost beyond the
 transactions' own work (waiting on held partitions, intents).
 
+The server's CPU time (user + system, /proc/PID/stat) is sampled around every run: its
+CPU use, CPU per transaction, and CPU per plain request with the background's share taken
+out (the background's requests times their CPU cost from the saturating runs). When wrk
+is starved of CPU 1 by other work on the machine the server idles and requests/s
+measures the client; the ratio of CPU per plain request alone / with the background (1.0:
+no cost beyond the background's own work) does not depend on the client.
+
 wrk is installed from apt if missing; oha with `cargo install oha --locked`. Loopback only,
 bounded by rounds x 9 x duration.
 """
@@ -43,6 +50,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +81,13 @@ def start(binary, partitions):
     wait_port(port, process=server)
     os.unlink(config.name)
     return server, port
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def call(url, method, path, body=None):
@@ -157,7 +172,7 @@ def main():
     oha = oha_binary()
     server, port = start(args.binary, args.partitions)
     url = f"http://127.0.0.1:{port}"
-    runs, p99s = {}, {}
+    runs, p99s, cpus, plain_cpu = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as directory:
         try:
             preload(port, KEYS)
@@ -197,12 +212,17 @@ def main():
                 reverse = round_index % 2 == 1
                 for name, script, env in saturating[::-1] if reverse else saturating:
                     before = stats(url)["updates"]
+                    cpu_before, started = cpu_seconds(server.pid), time.time()
                     rate, total, p99, bad = wrk(url, script, env, args.duration)
+                    cpu = cpu_seconds(server.pid) - cpu_before
+                    busy = cpu / (time.time() - started)
                     per_request = (stats(url)["updates"] - before) / max(total, 1)
                     runs.setdefault(name, []).append(rate)
+                    cpus.setdefault(name, []).append(cpu / max(total, 1))
                     print(f"round {round_index + 1} {name:22} {rate:9,.0f} req/s  p99 "
                           f"{p99:7.2f} ms  non-2xx {bad}  updates per request "
-                          f"{per_request:.2f}", flush=True)
+                          f"{per_request:.2f}  server CPU {busy:4.0%}, "
+                          f"{cpu / max(total, 1) * 1e6:.1f} us per request", flush=True)
                 for kind, load in plain[::-1] if reverse else plain:
                     extra = None
                     if load:
@@ -210,13 +230,18 @@ def main():
                         extra = background(oha, url, route, bodies[load],
                                            args.background_rate, args.duration)
                     script = "get" if kind == "get" else "put"
-                    rate, _, p99, bad = wrk(url, script, {"TTL": "3600"}, args.duration)
-                    note = ""
+                    cpu_before, started = cpu_seconds(server.pid), time.time()
+                    rate, total, p99, bad = wrk(url, script, {"TTL": "3600"}, args.duration)
+                    elapsed = time.time() - started
+                    cpu = cpu_seconds(server.pid) - cpu_before
+                    note = f"  server CPU {cpu / elapsed:4.0%}"
                     if extra:
                         achieved, codes = finish(extra)
                         note = f"  background {load} {achieved:,.0f}/s codes {codes}"
                     name = f"{kind} with {load or 'nothing'}"
                     runs.setdefault(name, []).append(rate)
+                    plain_cpu.setdefault(name, []).append(
+                        (cpu, total, args.background_rate * elapsed if load else 0))
                     p99s.setdefault(name, []).append(p99)
                     print(f"round {round_index + 1} {name:22} {rate:9,.0f} req/s  p99 "
                           f"{p99:7.2f} ms  non-2xx {bad}{note}", flush=True)
@@ -225,19 +250,32 @@ def main():
             server.wait()
     median = {name: statistics.median(rates) for name, rates in runs.items()}
     print("\nmedians")
+    cpu_each = {name: statistics.median(values) for name, values in cpus.items()}
     for name, _, _ in saturating:
-        print(f"{name:22} {median[name]:9,.0f} req/s ({2 * median[name]:,.0f} keys written/s)")
+        print(f"{name:22} {median[name]:9,.0f} req/s ({2 * median[name]:,.0f} keys written/s)"
+              f"  server CPU {cpu_each[name] * 1e6:.1f} us per request")
+
+    def cpu_per_plain(name, load):
+        """Server CPU per plain request, the background's share taken out at its own
+        CPU cost per request (from the saturating runs)."""
+        own = cpu_each[f"{load} random pairs"] if load else 0.0
+        values = [(cpu - extra * own) / max(total, 1) for cpu, total, extra in plain_cpu[name]]
+        return statistics.median(values)
     rate = args.background_rate
     for kind in ("get", "put"):
         alone = median[f"{kind} with nothing"]
         p99_alone = statistics.median(p99s[f"{kind} with nothing"])
-        print(f"{kind} alone {alone:9,.0f} req/s  p99 {p99_alone:.2f} ms")
+        cpu_alone = cpu_per_plain(f"{kind} with nothing", None)
+        print(f"{kind} alone {alone:9,.0f} req/s  p99 {p99_alone:.2f} ms  server CPU "
+              f"{cpu_alone * 1e6:.1f} us per request")
         for load, saturated in (("txn", "txn random pairs"), ("batch", "batch random pairs")):
             name = f"{kind} with {load}"
             expected = max(0.0, 1 - rate / median[saturated])
+            cpu_with = cpu_per_plain(name, load)
             print(f"{kind} with {rate}/s {load:5} {median[name]:9,.0f} req/s  p99 "
                   f"{statistics.median(p99s[name]):.2f} ms  with/without "
-                  f"{median[name] / alone:.2f}  (CPU-share estimate {expected:.2f})")
+                  f"{median[name] / alone:.2f}  (CPU-share estimate {expected:.2f}); server CPU "
+                  f"per {kind} {cpu_with * 1e6:.1f} us, alone/with {cpu_alone / cpu_with:.2f}")
 
 
 if __name__ == "__main__":
