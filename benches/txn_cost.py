@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Two-key cross-partition transactions (POST /v1/txn): their throughput, and what they cost plain GETs and PUTs running alongside.
+"""Two-key cross-partition transactions (POST /v1/txn): throughput, and cost to plain GET/PUT.
 
 Run from the project root after `cargo build --release`:
 
