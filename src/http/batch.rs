@@ -22,6 +22,14 @@ use super::{
 #[serde(deny_unknown_fields)]
 struct BatchJson<'a> {
     #[serde(borrow)]
+    ops: Vec<ops::Object<ops::OpJson<'a>>>,
+}
+
+/// A batch with its ops unread: only to find which op a failed parse tripped on.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
     ops: Vec<&'a RawValue>,
 }
 
@@ -37,7 +45,15 @@ async fn run(
 ) -> Result<HttpResponse, ApiError> {
     let body = input::json_body(req, payload, &state.limits).await?;
     let text = input::utf8_body(&body)?;
-    let batch: BatchJson<'_> = ops::object(text, "a batch")?;
+    // One pass over the body; only a body that fails it is read again, to say
+    // which op is wrong.
+    let batch: BatchJson<'_> = ops::object(text, "a batch").map_err(|error| {
+        let raw = ops::object::<RawBatch<'_>>(text, "a batch");
+        raw.map_or_else(
+            |error| error,
+            |raw| ops::locate(&raw.ops, "ops").unwrap_or(error),
+        )
+    })?;
     let limit = state.limits.max_batch_ops;
     if batch.ops.len() > limit {
         return Err(ApiError::TooManyOps {
@@ -45,11 +61,11 @@ async fn run(
             got: batch.ops.len(),
         });
     }
-    let parsed = ops::parse_ops(&batch.ops, "ops", &state.limits)?;
+    let parsed = ops::check_ops(batch.ops, "ops", &state.limits)?;
     let outcomes = state.store.batch(parsed).await;
-    let mut out = String::with_capacity(16 + outcomes.len() * 64);
-    out.push_str(r#"{"results":"#);
+    let mut out = Vec::with_capacity(16 + outcomes.len() * 64);
+    out.extend_from_slice(br#"{"results":"#);
     ops::write_results(&mut out, &outcomes);
-    out.push('}');
+    out.push(b'}');
     Ok(json_response(StatusCode::OK, out))
 }

@@ -8,9 +8,12 @@
 //! `{"status": N, "value": V, "version": N}` or, for an op that did not happen,
 //! `{"status": N, "error": code, "detail": text}` as the native routes answer.
 
-use std::fmt::Write as _;
+use std::{borrow::Cow, fmt, marker::PhantomData};
 
-use serde::{Deserialize, Deserializer};
+use serde::{
+    Deserialize, Deserializer,
+    de::{MapAccess, Visitor, value::MapAccessDeserializer},
+};
 use serde_json::value::RawValue;
 
 use super::{
@@ -24,29 +27,50 @@ use crate::store::{
 };
 
 /// One op as sent. `value` is kept as raw JSON text (stored as sent, and `null`
-/// is a value, not an absent field).
+/// is a value, not an absent field); strings are borrowed from the body unless
+/// they hold escapes.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct OpJson<'a> {
-    op: String,
-    key: String,
+pub struct OpJson<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(borrow)]
+    key: Cow<'a, str>,
     #[serde(default, borrow, deserialize_with = "present")]
     value: Option<&'a RawValue>,
     ttl: Option<f64>,
-    if_match: Option<String>,
-    if_none_match: Option<String>,
+    #[serde(borrow)]
+    if_match: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    if_none_match: Option<Cow<'a, str>>,
 }
 
-/// Reads `text` as the JSON object `T`, described as `what` in errors. serde
-/// would also read a struct from an array of its fields in order, which no
-/// client means: only an object is taken.
-pub fn object<'a, T: Deserialize<'a>>(text: &'a str, what: &str) -> Result<T, ApiError> {
-    if !text.trim_start().starts_with('{') {
-        return Err(ApiError::InvalidBody(format!(
-            "{what} must be a JSON object"
-        )));
+/// `T`, read only from a JSON object. serde's derive also reads a struct from an
+/// array of its fields in order, which no client means.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(from: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+        from.deserialize_map(Fields(PhantomData)).map(Object)
     }
-    serde_json::from_str(text)
+}
+
+/// Reads `text` as the JSON object `T`, described as `what` in errors.
+pub fn object<'a, T: Deserialize<'a>>(text: &'a str, what: &str) -> Result<T, ApiError> {
+    serde_json::from_str::<Object<T>>(text)
+        .map(|Object(value)| value)
         .map_err(|error| ApiError::InvalidBody(format!("not {what}: {error}")))
 }
 
@@ -55,21 +79,49 @@ pub fn present<'de, D: Deserializer<'de>>(from: D) -> Result<Option<&'de RawValu
     <&RawValue>::deserialize(from).map(Some)
 }
 
-/// Reads `raw` as a list of ops named `{name}[i]` in errors. The count is checked
-/// by the caller against its own limit.
-pub fn parse_ops(raw: &[&RawValue], name: &str, limits: &Limits) -> Result<Vec<Op>, ApiError> {
-    let at = |index: usize, source: ApiError| ApiError::At {
-        at: format!("{name}[{index}]"),
-        source: Box::new(source),
-    };
-    raw.iter()
+/// Checks ops read in one pass with the whole body; errors name `{name}[i]`.
+pub fn check_ops(
+    ops: Vec<Object<OpJson<'_>>>,
+    name: &str,
+    limits: &Limits,
+) -> Result<Vec<Op>, ApiError> {
+    ops.into_iter()
         .enumerate()
-        .map(|(index, op)| parse_op(op, limits).map_err(|error| at(index, error)))
+        .map(|(index, Object(op))| check_op(op, limits).map_err(|error| at(name, index, error)))
         .collect()
 }
 
-fn parse_op(raw: &RawValue, limits: &Limits) -> Result<Op, ApiError> {
-    let op: OpJson<'_> = object(raw.get(), "an op")?;
+/// The error of the first op of `raw` that does not parse, named `{name}[i]`: a
+/// one-pass parse of a whole body says what is wrong, not in which op.
+pub fn locate(raw: &[&RawValue], name: &str) -> Option<ApiError> {
+    raw.iter().enumerate().find_map(|(index, op)| {
+        let error = object::<OpJson<'_>>(op.get(), "an op").err()?;
+        Some(at(name, index, error))
+    })
+}
+
+fn at(name: &str, index: usize, source: ApiError) -> ApiError {
+    ApiError::At {
+        at: format!("{name}[{index}]"),
+        source: Box::new(source),
+    }
+}
+
+/// Reads `raw` as a list of ops named `{name}[i]` in errors. The count is checked
+/// by the caller against its own limit.
+pub fn parse_ops(raw: &[&RawValue], name: &str, limits: &Limits) -> Result<Vec<Op>, ApiError> {
+    raw.iter()
+        .enumerate()
+        .map(|(index, op)| {
+            let parsed = object::<OpJson<'_>>(op.get(), "an op");
+            parsed
+                .and_then(|op| check_op(op, limits))
+                .map_err(|error| at(name, index, error))
+        })
+        .collect()
+}
+
+fn check_op(op: OpJson<'_>, limits: &Limits) -> Result<Op, ApiError> {
     input::check_key(&op.key, limits)?;
     let takes_none = |field: &str, given: bool| match given {
         true => Err(ApiError::InvalidBody(format!(
@@ -79,7 +131,7 @@ fn parse_op(raw: &RawValue, limits: &Limits) -> Result<Op, ApiError> {
         false => Ok(()),
     };
     let precondition = || -> Result<Precondition, ApiError> {
-        let tags = |text: &Option<String>, strong_only: bool, field: &str| {
+        let tags = |text: &Option<Cow<'_, str>>, strong_only: bool, field: &str| {
             text.as_deref()
                 .map(|text| input::tag_list(text.as_bytes(), strong_only))
                 .transpose()
@@ -90,13 +142,15 @@ fn parse_op(raw: &RawValue, limits: &Limits) -> Result<Op, ApiError> {
             if_none_match: tags(&op.if_none_match, false, "if_none_match")?,
         })
     };
-    match op.op.as_str() {
+    match &*op.op {
         "get" => {
             takes_none("value", op.value.is_some())?;
             takes_none("ttl", op.ttl.is_some())?;
             takes_none("if_match", op.if_match.is_some())?;
             takes_none("if_none_match", op.if_none_match.is_some())?;
-            Ok(Op::Get { key: op.key.into() })
+            Ok(Op::Get {
+                key: op.key.as_ref().into(),
+            })
         }
         "put" => {
             let value = op
@@ -127,7 +181,7 @@ fn parse_op(raw: &RawValue, limits: &Limits) -> Result<Op, ApiError> {
                 ));
             }
             Ok(Op::Delete(Delete {
-                key: op.key.into(),
+                key: op.key.as_ref().into(),
                 precondition,
             }))
         }
@@ -138,47 +192,52 @@ fn parse_op(raw: &RawValue, limits: &Limits) -> Result<Op, ApiError> {
 }
 
 /// Appends the JSON array of `outcomes` to `out`.
-pub fn write_results(out: &mut String, outcomes: &[Outcome]) {
-    out.push('[');
+pub fn write_results(out: &mut Vec<u8>, outcomes: &[Outcome]) {
+    out.push(b'[');
     for (index, outcome) in outcomes.iter().enumerate() {
         if index > 0 {
-            out.push(',');
+            out.push(b',');
         }
         write_result(out, outcome);
     }
-    out.push(']');
+    out.push(b']');
 }
 
-fn write_result(out: &mut String, outcome: &Outcome) {
-    let failed = |out: &mut String, error: ApiError| {
-        let (status, code) = error.status(Dialect::Native);
-        let detail = serde_json::to_string(&error.to_string()).expect("a string serializes");
-        let _ = write!(
-            out,
-            r#"{{"status":{},"error":"{code}","detail":{detail}}}"#,
-            status.as_u16()
-        );
-    };
+fn write_result(out: &mut Vec<u8>, outcome: &Outcome) {
+    let mut digits = itoa::Buffer::new();
     match outcome {
         Outcome::Found(entry) => {
             // Stored values are validated JSON text, written as they are.
-            let value = std::str::from_utf8(entry.value()).expect("stored JSON is UTF-8");
-            let _ = write!(
-                out,
-                r#"{{"status":200,"value":{value},"version":{}}}"#,
-                entry.version()
-            );
+            out.extend_from_slice(br#"{"status":200,"value":"#);
+            out.extend_from_slice(entry.value());
+            out.extend_from_slice(br#","version":"#);
+            out.extend_from_slice(digits.format(entry.version()).as_bytes());
+            out.push(b'}');
         }
-        Outcome::Missing => failed(out, ApiError::KeyNotFound),
         Outcome::Written(written) => {
-            let status = if written.created { 201 } else { 200 };
-            let _ = write!(
-                out,
-                r#"{{"status":{status},"version":{}}}"#,
-                written.version
-            );
+            let status: &[u8] = if written.created {
+                br#"{"status":201,"version":"#
+            } else {
+                br#"{"status":200,"version":"#
+            };
+            out.extend_from_slice(status);
+            out.extend_from_slice(digits.format(written.version).as_bytes());
+            out.push(b'}');
         }
-        Outcome::Deleted(_) => out.push_str(r#"{"status":204}"#),
-        Outcome::Failed(error) => failed(out, ApiError::from(error.clone())),
+        Outcome::Deleted(_) => out.extend_from_slice(br#"{"status":204}"#),
+        Outcome::Missing => failed(out, &ApiError::KeyNotFound),
+        Outcome::Failed(error) => failed(out, &ApiError::from(error.clone())),
     }
+}
+
+/// An op that did not happen: its status, and the native routes' error fields.
+fn failed(out: &mut Vec<u8>, error: &ApiError) {
+    let (status, code) = error.status(Dialect::Native);
+    out.extend_from_slice(br#"{"status":"#);
+    out.extend_from_slice(itoa::Buffer::new().format(status.as_u16()).as_bytes());
+    out.extend_from_slice(br#","error":""#);
+    out.extend_from_slice(code.as_bytes());
+    out.extend_from_slice(br#"","detail":"#);
+    serde_json::to_writer(&mut *out, &error.to_string()).expect("a string serializes");
+    out.push(b'}');
 }

@@ -79,14 +79,14 @@ async fn run(
         failure: ops::parse_ops(&txn.failure, "failure", limits)?,
     };
     let done = state.store.txn(parsed).await?;
-    let mut out = String::with_capacity(32 + done.outcomes.len() * 64);
-    out.push_str(if done.succeeded {
-        r#"{"succeeded":true,"results":"#
+    let mut out = Vec::with_capacity(32 + done.outcomes.len() * 64);
+    out.extend_from_slice(if done.succeeded {
+        br#"{"succeeded":true,"results":"#
     } else {
-        r#"{"succeeded":false,"results":"#
+        br#"{"succeeded":false,"results":"#
     });
     ops::write_results(&mut out, &done.outcomes);
-    out.push('}');
+    out.push(b'}');
     Ok(json_response(StatusCode::OK, out))
 }
 
