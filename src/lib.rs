@@ -29,6 +29,7 @@ pub mod config;
 pub mod http;
 pub mod net;
 pub mod persist;
+pub mod replication;
 pub mod server;
 pub mod store;
 pub mod tls;

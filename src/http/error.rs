@@ -76,7 +76,16 @@ pub enum ApiError {
     Unauthorized,
     #[error("request headers over the limit: {0}")]
     HeadersTooLarge(String),
+    /// A write to a replica: `primary` takes them.
+    #[error("this node is a replica and takes no writes: send them to its primary {primary}")]
+    ReadOnly { primary: String },
+    /// A replication request this node cannot serve as it stands.
+    #[error("{0}")]
+    ReplicationConflict(String),
 }
+
+/// The header a replica's 409 names its primary in.
+pub const PRIMARY_HEADER: &str = "rustkv-primary";
 
 fn describe(version: &Option<u64>) -> String {
     version.map_or_else(|| "none (absent)".to_owned(), |v| v.to_string())
@@ -90,6 +99,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Unavailable => ApiError::Unavailable,
             StoreError::Refused(reason) => ApiError::WritesRefused(reason),
+            StoreError::Following(primary) => ApiError::ReadOnly { primary },
         }
     }
 }
@@ -130,6 +140,8 @@ impl ApiError {
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "headers_too_large",
             ),
+            ApiError::ReadOnly { .. } => (StatusCode::CONFLICT, "read_only"),
+            ApiError::ReplicationConflict(_) => (StatusCode::CONFLICT, "replication_conflict"),
         }
     }
 
@@ -155,7 +167,9 @@ impl ApiError {
             | ApiError::KeyNotFound
             | ApiError::PreconditionFailed { .. }
             | ApiError::Unavailable
-            | ApiError::WritesRefused(_) => false,
+            | ApiError::WritesRefused(_)
+            | ApiError::ReadOnly { .. }
+            | ApiError::ReplicationConflict(_) => false,
         }
     }
 
@@ -176,6 +190,13 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        if let ApiError::ReadOnly { primary } = self
+            && let Ok(value) = header::HeaderValue::from_str(primary)
+        {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static(PRIMARY_HEADER), value);
         }
         if self.abandons_body() && has_body(req) {
             response
@@ -228,6 +249,8 @@ mod tests {
             ApiError::WritesRefused(text()),
             ApiError::Unauthorized,
             ApiError::HeadersTooLarge(text()),
+            ApiError::ReadOnly { primary: text() },
+            ApiError::ReplicationConflict(text()),
         ];
         for error in &all {
             match error {
@@ -248,7 +271,9 @@ mod tests {
                 | ApiError::Unavailable
                 | ApiError::WritesRefused(_)
                 | ApiError::Unauthorized
-                | ApiError::HeadersTooLarge(_) => {}
+                | ApiError::HeadersTooLarge(_)
+                | ApiError::ReadOnly { .. }
+                | ApiError::ReplicationConflict(_) => {}
             }
         }
         all
@@ -290,6 +315,13 @@ mod tests {
             (ApiError::WritesRefused("disk full".into()), 503, 503),
             (ApiError::Unauthorized, 401, 401),
             (ApiError::HeadersTooLarge("x".into()), 431, 431),
+            (
+                ApiError::ReadOnly {
+                    primary: "http://p".into(),
+                },
+                409,
+                409,
+            ),
         ];
         for (error, compat, native) in cases {
             assert_eq!(

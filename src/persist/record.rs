@@ -1,5 +1,9 @@
-//! The record codec: one byte format for the write-ahead log, snapshots and (later)
-//! the replication stream, so a record means the same thing wherever it is read.
+//! The record codec: one byte format for the write-ahead log, snapshots and the
+//! replication stream, so a record means the same thing wherever it is read.
+//!
+//! Two kinds exist only in the replication stream, never in a file: `Synced` ends
+//! a full copy and `Ping` carries the primary's head between records. A file
+//! holding one is damage like any unknown kind would be (recovery skips them).
 //!
 //! A frame is `[len: u32 LE][crc: u32 LE][kind: u8][body]`, with `len = 1 + body.len()`
 //! and `crc = crc32c(kind, body)`. The length comes first so a reader knows how much
@@ -26,6 +30,8 @@ const KIND_PUT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
 const KIND_TXN_BEGIN: u8 = 3;
 const KIND_TXN_COMMIT: u8 = 4;
+const KIND_SYNCED: u8 = 5;
+const KIND_PING: u8 = 6;
 
 /// Put body before the key: version, expiry, key length.
 const PUT_FIXED_BYTES: usize = 8 + 8 + 4;
@@ -70,6 +76,17 @@ pub enum Record<'a> {
     /// Ends transaction `id`; `records` counts the records between begin and commit, so
     /// a reader can tell a complete transaction from one torn in the middle.
     TxnCommit { id: u64, records: u32 },
+    /// Replication stream only: the full copy before this is complete, and the
+    /// records after it are the primary's from `position` on (`bytes` is the
+    /// stream's byte count at that position).
+    Synced { position: u64, bytes: u64 },
+    /// Replication stream only: the primary's head (`position`, `bytes`) when it
+    /// sent this, and its wall clock then (Unix nanoseconds).
+    Ping {
+        position: u64,
+        bytes: u64,
+        wall: u64,
+    },
 }
 
 /// Why the bytes at the start of a buffer are not a record.
@@ -243,6 +260,8 @@ fn kind(record: &Record<'_>) -> u8 {
         Record::Remove { .. } => KIND_REMOVE,
         Record::TxnBegin { .. } => KIND_TXN_BEGIN,
         Record::TxnCommit { .. } => KIND_TXN_COMMIT,
+        Record::Synced { .. } => KIND_SYNCED,
+        Record::Ping { .. } => KIND_PING,
     }
 }
 
@@ -252,6 +271,8 @@ fn body_len(record: &Record<'_>) -> usize {
         Record::Remove { key, .. } => 1 + key.len(),
         Record::TxnBegin { .. } => 8,
         Record::TxnCommit { .. } => 8 + 4,
+        Record::Synced { .. } => 8 + 8,
+        Record::Ping { .. } => 8 + 8 + 8,
     }
 }
 
@@ -279,6 +300,19 @@ fn encode_body(record: &Record<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&records.to_le_bytes());
         }
+        Record::Synced { position, bytes } => {
+            out.extend_from_slice(&position.to_le_bytes());
+            out.extend_from_slice(&bytes.to_le_bytes());
+        }
+        Record::Ping {
+            position,
+            bytes,
+            wall,
+        } => {
+            out.extend_from_slice(&position.to_le_bytes());
+            out.extend_from_slice(&bytes.to_le_bytes());
+            out.extend_from_slice(&wall.to_le_bytes());
+        }
     }
 }
 
@@ -296,6 +330,19 @@ fn decode_body(kind: u8, body: &[u8]) -> Result<Record<'_>, DecodeError> {
             let body = exact::<12>(body, "transaction commit is not 12 bytes")?;
             let (id, records) = (u64_at(body, 0), u32_at(body, 8));
             Ok(Record::TxnCommit { id, records })
+        }
+        KIND_SYNCED => {
+            let body = exact::<16>(body, "synced is not 16 bytes")?;
+            let (position, bytes) = (u64_at(body, 0), u64_at(body, 8));
+            Ok(Record::Synced { position, bytes })
+        }
+        KIND_PING => {
+            let body = exact::<24>(body, "ping is not 24 bytes")?;
+            Ok(Record::Ping {
+                position: u64_at(body, 0),
+                bytes: u64_at(body, 8),
+                wall: u64_at(body, 16),
+            })
         }
         _ => Err(DecodeError::Malformed("unknown record kind")),
     }

@@ -113,7 +113,10 @@ pub fn replay(
 fn record_key<'a>(record: &Record<'a>) -> Option<&'a [u8]> {
     match record {
         Record::Put { key, .. } | Record::Remove { key, .. } => Some(key),
-        Record::TxnBegin { .. } | Record::TxnCommit { .. } => None,
+        Record::TxnBegin { .. }
+        | Record::TxnCommit { .. }
+        | Record::Synced { .. }
+        | Record::Ping { .. } => None,
     }
 }
 
@@ -204,7 +207,7 @@ impl Transaction {
                 self.id = None;
                 Some(std::mem::take(&mut self.held))
             }
-            Record::TxnCommit { .. } => None,
+            Record::TxnCommit { .. } | Record::Synced { .. } | Record::Ping { .. } => None,
             other if self.open() => {
                 self.held.push(Owned::from(other));
                 None
@@ -246,7 +249,10 @@ impl From<Record<'_>> for Owned {
                 key: key.to_vec(),
                 cause,
             },
-            Record::TxnBegin { .. } | Record::TxnCommit { .. } => unreachable!("held only data"),
+            Record::TxnBegin { .. }
+            | Record::TxnCommit { .. }
+            | Record::Synced { .. }
+            | Record::Ping { .. } => unreachable!("held only data"),
         }
     }
 }
@@ -303,6 +309,10 @@ fn apply(
             state.restore(Entry::new(key, value), version, deadline, now);
         }
         Record::Remove { key, .. } => state.forget(key),
-        Record::TxnBegin { .. } | Record::TxnCommit { .. } => {}
+        // Stream-only kinds never belong in a file: nothing to replay.
+        Record::TxnBegin { .. }
+        | Record::TxnCommit { .. }
+        | Record::Synced { .. }
+        | Record::Ping { .. } => {}
     }
 }

@@ -18,7 +18,7 @@ use actix::{Actor, AsyncContext, Context, Handler};
 use super::{
     clock::StoreClock,
     journal::{Durable, Outbox, Refused},
-    messages::{Applied, Delete, Put, WriteError, Written},
+    messages::{Applied, Apply, Barrier, Clear, Delete, Put, WriteError, Written},
     state::PartitionState,
 };
 
@@ -88,6 +88,11 @@ impl Partition {
     ) -> Applied<T> {
         if let Some(refused) = self.refusal() {
             return Err(refused);
+        }
+        // Checked here, by the partition's only writer, so once the flag is set
+        // and a `Barrier` has passed, no client write can slip into a replica.
+        if self.state.following() {
+            return Err(WriteError::Following);
         }
         let result = self.change(write);
         let durable = self.commit();
@@ -191,6 +196,47 @@ impl Handler<Delete> for Partition {
     fn handle(&mut self, delete: Delete, _: &mut Self::Context) -> Self::Result {
         self.write(|state, now| state.delete(&delete, now))
     }
+}
+
+impl Handler<Apply> for Partition {
+    type Result = Option<Durable>;
+
+    fn handle(&mut self, apply: Apply, _: &mut Self::Context) -> Self::Result {
+        self.change(|state, now| {
+            for change in apply.0 {
+                state.apply(change, now);
+            }
+        });
+        self.commit()
+    }
+}
+
+/// Entries a `Clear` removes between two messages.
+const CLEAR_STEP: usize = 16_384;
+
+impl Handler<Clear> for Partition {
+    type Result = actix::ResponseActFuture<Self, Option<Durable>>;
+
+    /// In steps, so reads and other messages interleave with a large clear.
+    fn handle(&mut self, _: Clear, _: &mut Self::Context) -> Self::Result {
+        use actix::{ActorFutureExt, WrapFuture};
+        let more = self.change(|state, _| state.clear(CLEAR_STEP));
+        let durable = self.commit();
+        if !more {
+            return Box::pin(actix::fut::ready(durable));
+        }
+        Box::pin(
+            async {}
+                .into_actor(self)
+                .then(|(), partition, ctx| partition.handle(Clear, ctx)),
+        )
+    }
+}
+
+impl Handler<Barrier> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, _: Barrier, _: &mut Self::Context) {}
 }
 
 thread_local! {

@@ -13,6 +13,8 @@ pub(super) enum Owned {
     Remove(Vec<u8>, Cause),
     TxnBegin(u64),
     TxnCommit(u64, u32),
+    Synced(u64, u64),
+    Ping(u64, u64, u64),
 }
 
 impl Owned {
@@ -29,6 +31,15 @@ impl Owned {
             Owned::TxnCommit(id, records) => Record::TxnCommit {
                 id: *id,
                 records: *records,
+            },
+            Owned::Synced(position, bytes) => Record::Synced {
+                position: *position,
+                bytes: *bytes,
+            },
+            Owned::Ping(position, bytes, wall) => Record::Ping {
+                position: *position,
+                bytes: *bytes,
+                wall: *wall,
             },
         }
     }
@@ -49,6 +60,8 @@ pub(super) fn owned() -> impl Strategy<Value = Owned> {
         (bytes(), cause).prop_map(|(key, cause)| Owned::Remove(key, cause)),
         any::<u64>().prop_map(Owned::TxnBegin),
         (any::<u64>(), any::<u32>()).prop_map(|(id, records)| Owned::TxnCommit(id, records)),
+        (any::<u64>(), any::<u64>()).prop_map(|(position, bytes)| Owned::Synced(position, bytes)),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(p, b, w)| Owned::Ping(p, b, w)),
     ]
 }
 
