@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{meta::Health, replication::FollowRequest};
 use crate::{
-    replication::status::{Lag, ReplicaStatus, Status as ReplicationStatus},
+    replication::status::{Lag, ReplicaStatus, ReplicationStatus},
     store::{PartitionStats, StoreStats},
 };
 use utoipa::{

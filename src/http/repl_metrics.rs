@@ -10,7 +10,7 @@ use prometheus::{
 };
 
 use super::fields::{self, Field};
-use crate::replication::{Replication, status::Status};
+use crate::replication::{Replication, status::ReplicationStatus};
 
 pub struct ReplicationCollector {
     replication: Arc<Replication>,
@@ -19,7 +19,7 @@ pub struct ReplicationCollector {
 
 /// What one scrape reads: the status and the counters, once.
 struct Figures {
-    status: Status,
+    status: ReplicationStatus,
     counts: [u64; 6],
 }
 

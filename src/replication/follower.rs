@@ -123,7 +123,7 @@ impl<'a> Session<'a> {
         self.begin().await?;
         let mut reader = response.into_reader();
         let (mut buf, mut chunk) = (Vec::with_capacity(READ_BYTES), vec![0; READ_BYTES]);
-        loop {
+        while !self.replication.stopping() {
             let read = reader.read(&mut chunk).map_err(|error| error.to_string())?;
             if read == 0 {
                 return Err("the primary closed the stream".into());
@@ -132,6 +132,7 @@ impl<'a> Session<'a> {
             let used = self.consume(&buf).await?;
             buf.drain(..used);
         }
+        Ok(())
     }
 
     /// Prepares for the stream: a full copy empties the store first.

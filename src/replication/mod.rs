@@ -205,9 +205,10 @@ impl Replication {
         self.role().primary.clone()
     }
 
-    /// Whether streams should end (the server drains before a shutdown).
+    /// Whether streams and the follower should end (the server drains before a
+    /// shutdown, or has stopped).
     fn stopping(&self) -> bool {
-        self.lifecycle.draining()
+        self.lifecycle.draining() || self.store.replicated().is_some_and(|r| r.closed())
     }
 
     /// Whether a follower of `generation` may go on.

@@ -10,7 +10,7 @@ use super::Replication;
 /// The body of `GET /v1/replication`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)] // exactly these fields: additionalProperties false
-pub struct Status {
+pub struct ReplicationStatus {
     /// `primary` (takes writes) or `replica` (follows `primary`, refuses writes).
     #[schema(example = "primary")]
     pub role: &'static str,
@@ -71,7 +71,7 @@ pub struct ReplicaStatus {
 }
 
 impl Replication {
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ReplicationStatus {
         let (head, tail, held) = {
             let backlog = self.feed.lock();
             (backlog.head(), backlog.tail(), backlog.held())
@@ -109,7 +109,7 @@ impl Replication {
                 }
             })
             .collect();
-        Status {
+        ReplicationStatus {
             role: if primary.is_some() {
                 "replica"
             } else {

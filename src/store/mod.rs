@@ -501,6 +501,9 @@ impl Store {
     /// Stops the partitions' arbiters (their actors drop with them), then writes
     /// out and syncs what the logs hold.
     pub fn stop(&self) {
+        if let Some(replicated) = &self.inner.replicated {
+            replicated.close();
+        }
         for arbiter in &self.inner.arbiters {
             arbiter.stop();
         }

@@ -32,6 +32,8 @@ pub struct Replicated {
     /// The store follows a primary: client writes are refused, and the store
     /// neither expires nor evicts on its own (the primary's deletes do that).
     following: AtomicBool,
+    /// The store has stopped: a follower stops too.
+    closed: AtomicBool,
     /// What it follows (the primary's URL), for the refusals to name.
     primary: arc_swap::ArcSwapOption<String>,
     /// Versions handed out from now on are above this: raised by a promotion past
@@ -44,6 +46,7 @@ impl Replicated {
         Self {
             tap,
             following: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             primary: arc_swap::ArcSwapOption::empty(),
             version_floor: AtomicU64::new(0),
         }
@@ -62,6 +65,14 @@ impl Replicated {
     /// The primary followed, if any.
     pub fn primary(&self) -> Option<String> {
         self.primary.load_full().map(|primary| (*primary).clone())
+    }
+
+    pub fn closed(&self) -> bool {
+        self.closed.load(Relaxed)
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Relaxed);
     }
 
     pub fn version_floor(&self) -> u64 {
