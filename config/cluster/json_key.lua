@@ -2,8 +2,9 @@
 -- JSON escape (\" \\ \/ \b \f \n \r \t, \uXXXX with surrogate pairs) turned into
 -- UTF-8. HAProxy 2.6's json_query decodes \uXXXX to a single byte and gives up on
 -- \/, so a key written with those escapes would hash to another shard than the
--- same key in a path. Answers nothing (the proxy then refuses the request with a
--- 400) for a body that is not a JSON object with a string "key".
+-- same key in a path. Answers "" (no key: the proxy then refuses the request with
+-- a 400) for a body that is not a JSON object with a string "key". Not nil: a
+-- converter answering nil leaves its input, the whole body, as the sample.
 -- Used as: req.body,lua.json_key
 
 local SIMPLE = { ['"'] = '"', ['\\'] = '\\', ['/'] = '/', b = '\b', f = '\f',
@@ -105,4 +106,4 @@ local function json_key(body)
     end
 end
 
-core.register_converters('json_key', json_key)
+core.register_converters('json_key', function(body) return json_key(body) or '' end)
