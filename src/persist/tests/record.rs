@@ -158,7 +158,7 @@ fn damage_is_classified() {
     put_key_past_end.extend_from_slice(&3u32.to_le_bytes());
     put_key_past_end.extend_from_slice(b"ab");
     let malformed = |why| Err(DecodeError::Malformed(why));
-    let table: [(&str, Vec<u8>, Decoded); 14] = [
+    let table: [(&str, Vec<u8>, Decoded); 16] = [
         ("empty", vec![], Err(DecodeError::Incomplete)),
         ("zeros", vec![0; 64], malformed("zero-length frame")),
         (
@@ -169,9 +169,19 @@ fn damage_is_classified() {
         ("bad crc", bad_crc, Err(DecodeError::BadChecksum)),
         ("kind 0", frame(0, b""), malformed("unknown record kind")),
         (
-            "kind 5",
-            frame(5, &[0; 12]),
+            "kind 7",
+            frame(7, &[0; 12]),
             malformed("unknown record kind"),
+        ),
+        (
+            "synced 12 bytes",
+            frame(5, &[0; 12]),
+            malformed("synced is not 16 bytes"),
+        ),
+        (
+            "ping 16 bytes",
+            frame(6, &[0; 16]),
+            malformed("ping is not 24 bytes"),
         ),
         (
             "kind 255",
