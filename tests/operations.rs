@@ -405,6 +405,12 @@ fn openapi_lists_every_route_and_docs_are_served_locally() {
         "HEAD /health",
         "GET /v1/stats",
         "GET /metrics",
+        "GET /health/primary",
+        "GET /v1/replication",
+        "POST /v1/replication/promote",
+        "POST /v1/replication/follow",
+        // Without its query: a 400 (with one it would stream until disconnected).
+        "GET /v1/replication/sync",
     ]
     .map(String::from);
     served.sort();
