@@ -28,6 +28,11 @@
 //! With persistence on, each partition's actor also hands its changes to its
 //! journal; `persist` writes them to disk on its own threads, and step 4 answers
 //! only once the write's record is safe. At start-up `persist` replays the files.
+//!
+//! `replication` also hears every change (`store::Tap`, once a replica has
+//! connected), numbers it node-wide and keeps it in a bounded backlog that
+//! replicas stream from; on a replica its follower thread applies the primary's
+//! records through the partitions' actors, and step 4 answers 409.
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +40,7 @@ pub mod config;
 pub mod http;
 pub mod net;
 pub mod persist;
+pub mod replication;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -30,7 +30,8 @@ use crate::{
     },
     net::{self, Lifecycle, Timeouts},
     persist::{Aof, SyncHook},
-    store::{Persistence, Store, StoreClock},
+    replication::{Feed, Replication},
+    store::{Persistence, Replicated, Store, StoreClock},
     tls::Tls,
 };
 
@@ -93,8 +94,9 @@ pub fn start_with(
     )
 }
 
-/// Opens the store: empty, or recovered from `[persistence] dir`.
-fn open_store(config: &Config, env: &Environment) -> io::Result<Store> {
+/// Opens the store (empty, or recovered from `[persistence] dir`) with its
+/// replication feed; a configured replica follows its primary from the start.
+fn open_store(config: &Config, env: &Environment) -> io::Result<(Store, Arc<Feed>)> {
     let clock = StoreClock::starting_at(env.clock.clone(), env.wall_start);
     let persistence: Option<Box<dyn Persistence + Send>> = if config.persistence.enabled() {
         let aof = Aof::open(&config.persistence, env.sync.clone()).map_err(io::Error::other)?;
@@ -102,7 +104,43 @@ fn open_store(config: &Config, env: &Environment) -> io::Result<Store> {
     } else {
         None
     };
-    Store::open(&config.store, clock, persistence).map_err(io::Error::other)
+    let backlog = config.replication.backlog_size.as_u64() as usize;
+    let feed = Arc::new(Feed::new(clock.clone(), backlog));
+    let replicated = Arc::new(Replicated::new(feed.clone()));
+    if !config.replication.primary.is_empty() {
+        replicated.set_following(Some(config.replication.primary.clone()));
+    }
+    let store = Store::open_replicated(&config.store, clock, persistence, Some(replicated))
+        .map_err(io::Error::other)?;
+    Ok((store, feed))
+}
+
+/// The node's replication, started (a configured replica connects now).
+fn start_replication(
+    config: &Config,
+    store: &Store,
+    feed: Arc<Feed>,
+    token: Option<String>,
+    lifecycle: &Arc<Lifecycle>,
+) -> io::Result<Arc<Replication>> {
+    let own = config
+        .replication
+        .primary_token()
+        .map_err(io::Error::other)?;
+    let saved_dir = config
+        .persistence
+        .enabled()
+        .then(|| config.persistence.dir.clone());
+    let replication = Replication::new(
+        store.clone(),
+        feed,
+        &config.replication,
+        own.or(token),
+        saved_dir,
+        Arc::clone(lifecycle),
+    );
+    replication.start();
+    Ok(replication)
 }
 
 /// `start` in a given environment.
@@ -119,14 +157,22 @@ pub fn start_in(config: &Config, env: Environment) -> io::Result<Running> {
         true => Some(Arc::new(Tls::load(&config.tls).map_err(io::Error::other)?)),
         false => None,
     };
-    let store = open_store(config, &env)?;
+    let (store, feed) = open_store(config, &env)?;
     let metrics = Metrics::new(store.clone(), tls.clone()).map_err(io::Error::other)?;
     let lifecycle = Arc::new(Lifecycle::default());
+    let own_token = token
+        .as_ref()
+        .map(|t| String::from_utf8_lossy(t).into_owned());
+    let replication = start_replication(config, &store, feed, own_token, &lifecycle)?;
+    metrics
+        .watch_replication(Arc::clone(&replication))
+        .map_err(io::Error::other)?;
     let state = web::Data::new(AppState {
         store: store.clone(),
         limits: Limits::from_config(config),
         metrics: Arc::clone(&metrics),
         lifecycle: Arc::clone(&lifecycle),
+        replication,
     });
     let workers = config.server.resolved_workers();
     let attach = (config.store.placement == Placement::Workers).then(|| store.clone());

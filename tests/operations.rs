@@ -412,6 +412,12 @@ fn openapi_lists_every_route_and_docs_are_served_locally() {
         "POST /v1/txn",
         "GET /v1/kv",
         "HEAD /v1/kv",
+        "GET /health/primary",
+        "GET /v1/replication",
+        "POST /v1/replication/promote",
+        "POST /v1/replication/follow",
+        // Without its query: a 400 (with one it would stream until disconnected).
+        "GET /v1/replication/sync",
     ]
     .map(String::from);
     served.sort();

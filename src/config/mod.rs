@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod persistence;
+mod replication;
 mod tls;
 
 pub use auth::{AuthConfig, TOKEN_ENV};
 pub use persistence::{Fsync, MAX_PERSISTENT_PARTITIONS, Mode, PersistenceConfig};
+pub use replication::{ReplicationConfig, check_primary_url};
 pub use tls::TlsConfig;
 
 /// The default configuration, as shipped in `config/default.toml`.
@@ -34,6 +36,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub persistence: PersistenceConfig,
     pub tls: TlsConfig,
+    pub replication: ReplicationConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -270,6 +273,7 @@ impl Config {
         )?;
         self.auth.resolve()?;
         self.tls.validate()?;
+        self.replication.validate()?;
         let store = &self.store;
         // A PyRustKV insert body carries the key and the value plus a little JSON.
         let largest_insert = store.max_value_bytes.as_u64() + store.max_key_bytes as u64 * 6 + 64;

@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use super::error::{ApiError, Dialect};
 
 /// Paths that never need a token: a load balancer's health check must work without one.
-const OPEN_PATHS: [&str; 1] = ["/health"];
+const OPEN_PATHS: [&str; 2] = ["/health", "/health/primary"];
 
 /// The authentication scheme, matched without regard to case (RFC 9110, 11.1).
 const SCHEME: &[u8] = b"Bearer";

@@ -67,5 +67,13 @@ async fn run(
     out.extend_from_slice(br#"{"results":"#);
     ops::write_results(&mut out, &outcomes);
     out.push(b'}');
-    Ok(json_response(StatusCode::OK, out))
+    let mut response = json_response(StatusCode::OK, out);
+    // On a replica its writes were refused (409 each): name the primary here too.
+    if let Some(primary) = state.store.following()
+        && let Ok(value) = actix_web::http::header::HeaderValue::from_str(&primary)
+    {
+        let name = actix_web::http::header::HeaderName::from_static(super::error::PRIMARY_HEADER);
+        response.headers_mut().insert(name, value);
+    }
+    Ok(response)
 }

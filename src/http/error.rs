@@ -86,7 +86,16 @@ pub enum ApiError {
     InvalidQuery(String),
     #[error("{0}")]
     InvalidCursor(String),
+    /// A write to a replica: `primary` takes them.
+    #[error("this node is a replica and takes no writes: send them to its primary {primary}")]
+    ReadOnly { primary: String },
+    /// A replication request this node cannot serve as it stands.
+    #[error("{0}")]
+    ReplicationConflict(String),
 }
+
+/// The header a replica's 409 names its primary in.
+pub const PRIMARY_HEADER: &str = "rustkv-primary";
 
 fn describe(version: &Option<u64>) -> String {
     version.map_or_else(|| "none (absent)".to_owned(), |v| v.to_string())
@@ -100,6 +109,7 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Unavailable => ApiError::Unavailable,
             StoreError::Refused(reason) => ApiError::WritesRefused(reason),
+            StoreError::Following(primary) => ApiError::ReadOnly { primary },
         }
     }
 }
@@ -144,6 +154,8 @@ impl ApiError {
             ApiError::TooManyOps { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_ops"),
             ApiError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             ApiError::InvalidCursor(_) => (StatusCode::BAD_REQUEST, "invalid_cursor"),
+            ApiError::ReadOnly { .. } => (StatusCode::CONFLICT, "read_only"),
+            ApiError::ReplicationConflict(_) => (StatusCode::CONFLICT, "replication_conflict"),
         }
     }
 
@@ -174,6 +186,7 @@ impl ApiError {
             | ApiError::TooManyOps { .. }
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidCursor(_) => false,
+            ApiError::ReadOnly { .. } | ApiError::ReplicationConflict(_) => false,
         }
     }
 
@@ -194,6 +207,13 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        if let ApiError::ReadOnly { primary } = self
+            && let Ok(value) = header::HeaderValue::from_str(primary)
+        {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static(PRIMARY_HEADER), value);
         }
         if self.abandons_body() && has_body(req) {
             response
@@ -253,6 +273,8 @@ mod tests {
             ApiError::TooManyOps { limit: 1, got: 2 },
             ApiError::InvalidQuery(text()),
             ApiError::InvalidCursor(text()),
+            ApiError::ReadOnly { primary: text() },
+            ApiError::ReplicationConflict(text()),
         ];
         for error in &all {
             match error {
@@ -278,6 +300,7 @@ mod tests {
                 | ApiError::TooManyOps { .. }
                 | ApiError::InvalidQuery(_)
                 | ApiError::InvalidCursor(_) => {}
+                ApiError::ReadOnly { .. } | ApiError::ReplicationConflict(_) => {}
             }
         }
         all
@@ -329,6 +352,13 @@ mod tests {
                 413,
             ),
             (ApiError::InvalidCursor("x".into()), 400, 400),
+            (
+                ApiError::ReadOnly {
+                    primary: "http://p".into(),
+                },
+                409,
+                409,
+            ),
         ];
         for (error, compat, native) in cases {
             assert_eq!(

@@ -94,6 +94,15 @@ impl Metrics {
         }))
     }
 
+    /// Adds replication's figures (role, position, lag, replicas).
+    pub fn watch_replication(
+        &self,
+        replication: Arc<crate::replication::Replication>,
+    ) -> prometheus::Result<()> {
+        let collector = super::repl_metrics::ReplicationCollector::new(replication)?;
+        self.registry.register(Box::new(collector))
+    }
+
     /// The exposition text.
     pub fn render(&self) -> Vec<u8> {
         let mut buffer = Vec::new();

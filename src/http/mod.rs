@@ -10,7 +10,10 @@
 //! - `error`: `ApiError` and its mapping to statuses.
 //! - `auth`, `head`, `tracking`: the bearer-token, header-limit and request-metrics
 //!   middlewares.
-//! - `metrics`, `log_metrics`, `openapi`: `/metrics`, `/openapi.json` and `/docs`.
+//! - `replication`: `/v1/replication` (role, lag, promote, follow, the replicas'
+//!   stream) and `/health/primary`.
+//! - `metrics`, `log_metrics`, `repl_metrics`, `openapi`: `/metrics`,
+//!   `/openapi.json` and `/docs`.
 
 pub mod auth;
 mod batch;
@@ -25,6 +28,8 @@ pub mod metrics;
 mod native;
 pub mod openapi;
 mod ops;
+mod repl_metrics;
+pub mod replication;
 mod scan;
 mod tls_metrics;
 pub mod tracking;
@@ -80,6 +85,7 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Whether a shutdown is draining, for `/health`.
     pub lifecycle: Arc<crate::net::Lifecycle>,
+    pub replication: Arc<crate::replication::Replication>,
 }
 
 impl AppState {
@@ -118,6 +124,31 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &Limits) {
             .route(web::get().to(meta::health))
             .route(web::head().to(meta::health))
             .default_service(not_allowed("GET, HEAD")),
+    )
+    .service(
+        web::resource("/health/primary")
+            .route(web::get().to(replication::writable))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v1/replication")
+            .route(web::get().to(replication::status))
+            .default_service(not_allowed("GET")),
+    )
+    .service(
+        web::resource("/v1/replication/promote")
+            .route(web::post().to(replication::promote))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/v1/replication/follow")
+            .route(web::post().to(replication::follow))
+            .default_service(not_allowed("POST")),
+    )
+    .service(
+        web::resource("/v1/replication/sync")
+            .route(web::get().to(replication::sync))
+            .default_service(not_allowed("GET")),
     )
     .service(
         web::resource("/metrics")

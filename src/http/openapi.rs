@@ -11,8 +11,11 @@
 
 use serde_json::Value;
 
-use super::meta::Health;
-use crate::store::{PartitionStats, StoreStats};
+use super::{meta::Health, replication::FollowRequest};
+use crate::{
+    replication::status::{Lag, ReplicaStatus, ReplicationStatus},
+    store::{PartitionStats, StoreStats},
+};
 use utoipa::{
     Modify, Number, OpenApi, ToSchema,
     openapi::{
@@ -58,7 +61,8 @@ pub struct NativeError {
     /// `invalid_ttl`, `invalid_header`, `key_too_large`, `value_too_large`,
     /// `body_too_large`, `body_unreadable`, `unsupported_media_type`, `key_not_found`,
     /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`, `writes_refused`,
-    /// `unauthorized`, `headers_too_large`, `too_many_ops`, `invalid_query`, `invalid_cursor`.
+    /// `unauthorized`, `headers_too_large`, `too_many_ops`, `invalid_query`, `invalid_cursor`,
+    /// `read_only`, `replication_conflict`.
     error: String,
     detail: String,
 }
@@ -384,6 +388,53 @@ fn stats() {}
     responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")))]
 fn metrics() {}
 
+#[utoipa::path(get, path = "/health/primary", tag = "replication",
+    responses(
+        (status = 200, description = "A primary that takes writes now (a load balancer's write check)", body = Health),
+        (status = 503, description = "A replica, draining, or refusing writes (`detail` says which)", body = Health),
+    ))]
+fn health_primary() {}
+
+#[utoipa::path(get, path = "/v1/replication", tag = "replication",
+    responses((status = 200, description = "Role, primary, replication id, position, lag and connected replicas", body = ReplicationStatus)))]
+fn replication_status() {}
+
+#[utoipa::path(post, path = "/v1/replication/promote", tag = "replication",
+    responses(
+        (status = 200, description = "Now a primary (a new replication id; writes accepted). A primary stays one", body = ReplicationStatus),
+        (status = 503, description = "The store is shutting down", body = NativeError),
+    ))]
+fn replication_promote() {}
+
+#[utoipa::path(post, path = "/v1/replication/follow", tag = "replication",
+    request_body(content = FollowRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Now a replica of `primary`: writes refused from now on; it resumes from its history where the primary's backlog allows, else takes a full copy", body = ReplicationStatus),
+        (status = 400, description = "Not JSON, or `primary` is not http://host:port", body = NativeError),
+        (status = 413, description = "Body over server.max_body", body = NativeError),
+        (status = 415, description = "Content-Type is not JSON", body = NativeError),
+        (status = 503, description = "The store is shutting down", body = NativeError),
+    ))]
+fn replication_follow() {}
+
+#[utoipa::path(get, path = "/v1/replication/sync", tag = "replication",
+    params(
+        ("id" = String, Query, description = "The replication id the replica holds (anything, for a new replica)"),
+        ("position" = u64, Query, description = "The records of that history the replica holds"),
+    ),
+    responses(
+        (status = 200, description = "The replication stream: records in the log's format (a full copy ending in a `synced` record, unless the backlog holds the history from `position`), then every change as it happens, and pings; it ends when the replica falls behind the backlog",
+            body = String, content_type = "application/octet-stream",
+            headers(
+                ("RustKV-Replication-Id" = String, description = "The history the stream belongs to"),
+                ("RustKV-Replication-Sync" = String, description = "`full` or `partial`"),
+                ("RustKV-Replication-Position" = u64, description = "Where the stream's records start"),
+            )),
+        (status = 400, description = "Missing or malformed id or position", body = NativeError),
+        (status = 503, description = "The store is shutting down", body = NativeError),
+    ))]
+fn replication_sync() {}
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -409,7 +460,12 @@ fn metrics() {}
         health,
         health_head,
         stats,
-        metrics
+        metrics,
+        health_primary,
+        replication_status,
+        replication_promote,
+        replication_follow,
+        replication_sync
     ),
     components(schemas(
         InsertRequest,
@@ -430,7 +486,11 @@ fn metrics() {}
         ScanPage,
         StoreStats,
         PartitionStats,
-        Health
+        Health,
+        FollowRequest,
+        ReplicationStatus,
+        Lag,
+        ReplicaStatus
     )),
     modifiers(&CommonResponses)
 )]
@@ -482,18 +542,21 @@ impl Modify for CommonResponses {
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let open = path == "/health";
+            let open = path == "/health" || path == "/health/primary";
+            let key_route = path.starts_with("/kv/") || path.starts_with("/v1/kv/");
             let error = if path.starts_with("/kv/") {
                 "Detail"
             } else {
                 "NativeError"
             };
+            // Batches and transactions write; the replication POSTs do not.
+            let post_writes = path == "/v1/batch" || path == "/v1/txn";
             let operations = [
-                (&mut item.post, true, true),
                 (&mut item.get, false, true),
                 (&mut item.head, false, false),
                 (&mut item.put, true, true),
                 (&mut item.delete, true, true),
+                (&mut item.post, post_writes, true),
             ];
             for (operation, writes, has_body) in operations {
                 let Some(operation) = operation.as_mut() else {
@@ -526,6 +589,19 @@ impl Modify for CommonResponses {
                          because its log cannot write (`writes_refused`, e.g. disk full)",
                     );
                     responses.insert("503".into(), with_body(unavailable, error, has_body));
+                }
+                // A batch answers a replica's refusal per op, in its 200.
+                if writes && (key_route || path == "/v1/txn") {
+                    let replica = ResponseBuilder::new()
+                        .description(
+                            "This node is a replica: writes go to its primary, named in \
+                             `detail` and in the `RustKV-Primary` header",
+                        )
+                        .header(
+                            "RustKV-Primary",
+                            Header::new(ObjectBuilder::new().schema_type(Type::String)),
+                        );
+                    responses.insert("409".into(), with_body(replica, error, has_body));
                 }
             }
         }

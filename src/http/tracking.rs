@@ -24,7 +24,7 @@ use prometheus::{Histogram, IntCounter};
 
 /// Route labels: a fixed set, so a client cannot grow the label space. Declared in
 /// the order of `Route`, so a route's label is `ROUTES[route as usize]`.
-pub const ROUTES: [&str; 12] = [
+pub const ROUTES: [&str; 13] = [
     "compat_insert",
     "compat_get",
     "compat_delete",
@@ -36,6 +36,7 @@ pub const ROUTES: [&str; 12] = [
     "txn",
     "health",
     "stats",
+    "replication",
     "other",
 ];
 pub const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -53,6 +54,7 @@ enum Route {
     Txn,
     Health,
     Stats,
+    Replication,
     Other,
 }
 
@@ -79,10 +81,12 @@ fn route_of(method: &Method, path: &str) -> Route {
         Route::Batch
     } else if path == "/v1/txn" && method == Method::POST {
         Route::Txn
-    } else if path == "/health" {
+    } else if path == "/health" || path == "/health/primary" {
         Route::Health
     } else if path == "/v1/stats" {
         Route::Stats
+    } else if path == "/v1/replication" || path.starts_with("/v1/replication/") {
+        Route::Replication
     } else {
         Route::Other
     }
@@ -199,6 +203,11 @@ mod tests {
             (Method::DELETE, "/v1/kv/a", "native_delete"),
             (Method::GET, "/health", "health"),
             (Method::GET, "/v1/stats", "stats"),
+            (Method::GET, "/health/primary", "health"),
+            (Method::GET, "/v1/replication", "replication"),
+            (Method::POST, "/v1/replication/promote", "replication"),
+            (Method::GET, "/v1/replication/sync", "replication"),
+            (Method::GET, "/v1/replicationx", "other"),
             (Method::GET, "/metrics", "other"),
             (Method::HEAD, "/kv/a", "compat_get"),
             (Method::HEAD, "/v1/kv/a", "native_get"),

@@ -1,5 +1,9 @@
-//! The record codec: one byte format for the write-ahead log, snapshots and (later)
-//! the replication stream, so a record means the same thing wherever it is read.
+//! The record codec: one byte format for the write-ahead log, snapshots and the
+//! replication stream, so a record means the same thing wherever it is read.
+//!
+//! Two kinds exist only in the replication stream, never in a file: `Synced` ends
+//! a full copy and `Ping` carries the primary's head between records. A file
+//! holding one is damage like any unknown kind would be (recovery skips them).
 //!
 //! A frame is `[len: u32 LE][crc: u32 LE][kind: u8][body]`, with `len = 1 + body.len()`
 //! and `crc = crc32c(kind, body)`. The length comes first so a reader knows how much
@@ -26,7 +30,9 @@ const KIND_PUT: u8 = 1;
 const KIND_REMOVE: u8 = 2;
 const KIND_TXN_BEGIN: u8 = 3;
 const KIND_TXN_COMMIT: u8 = 4;
-const KIND_TXN_FLOOR: u8 = 5;
+const KIND_SYNCED: u8 = 5;
+const KIND_PING: u8 = 6;
+const KIND_TXN_FLOOR: u8 = 7;
 
 /// Put body before the key: version, expiry, key length.
 const PUT_FIXED_BYTES: usize = 8 + 8 + 4;
@@ -77,6 +83,17 @@ pub enum Record<'a> {
     /// record was made: a part whose siblings a later snapshot compacted away is
     /// still known complete. Starts each log a snapshot begins.
     TxnFloor { id: u64 },
+    /// Replication stream only: the full copy before this is complete, and the
+    /// records after it are the primary's from `position` on (`bytes` is the
+    /// stream's byte count at that position).
+    Synced { position: u64, bytes: u64 },
+    /// Replication stream only: the primary's head (`position`, `bytes`) when it
+    /// sent this, and its wall clock then (Unix nanoseconds).
+    Ping {
+        position: u64,
+        bytes: u64,
+        wall: u64,
+    },
 }
 
 /// Why the bytes at the start of a buffer are not a record.
@@ -251,6 +268,8 @@ fn kind(record: &Record<'_>) -> u8 {
         Record::TxnBegin { .. } => KIND_TXN_BEGIN,
         Record::TxnCommit { .. } => KIND_TXN_COMMIT,
         Record::TxnFloor { .. } => KIND_TXN_FLOOR,
+        Record::Synced { .. } => KIND_SYNCED,
+        Record::Ping { .. } => KIND_PING,
     }
 }
 
@@ -260,6 +279,8 @@ fn body_len(record: &Record<'_>) -> usize {
         Record::Remove { key, .. } => 1 + key.len(),
         Record::TxnBegin { .. } | Record::TxnCommit { .. } => 8 + 4,
         Record::TxnFloor { .. } => 8,
+        Record::Synced { .. } => 8 + 8,
+        Record::Ping { .. } => 8 + 8 + 8,
     }
 }
 
@@ -291,6 +312,19 @@ fn encode_body(record: &Record<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(&id.to_le_bytes());
             out.extend_from_slice(&records.to_le_bytes());
         }
+        Record::Synced { position, bytes } => {
+            out.extend_from_slice(&position.to_le_bytes());
+            out.extend_from_slice(&bytes.to_le_bytes());
+        }
+        Record::Ping {
+            position,
+            bytes,
+            wall,
+        } => {
+            out.extend_from_slice(&position.to_le_bytes());
+            out.extend_from_slice(&bytes.to_le_bytes());
+            out.extend_from_slice(&wall.to_le_bytes());
+        }
     }
 }
 
@@ -312,6 +346,19 @@ fn decode_body(kind: u8, body: &[u8]) -> Result<Record<'_>, DecodeError> {
             let body = exact::<8>(body, "transaction floor is not 8 bytes")?;
             Ok(Record::TxnFloor {
                 id: u64_at(body, 0),
+            })
+        }
+        KIND_SYNCED => {
+            let body = exact::<16>(body, "synced is not 16 bytes")?;
+            let (position, bytes) = (u64_at(body, 0), u64_at(body, 8));
+            Ok(Record::Synced { position, bytes })
+        }
+        KIND_PING => {
+            let body = exact::<24>(body, "ping is not 24 bytes")?;
+            Ok(Record::Ping {
+                position: u64_at(body, 0),
+                bytes: u64_at(body, 8),
+                wall: u64_at(body, 16),
             })
         }
         _ => Err(DecodeError::Malformed("unknown record kind")),

@@ -104,7 +104,10 @@ impl Verdicts {
                         }
                     }
                     Record::TxnFloor { id } => verdicts.floor = verdicts.floor.max(id),
-                    Record::Put { .. } | Record::Remove { .. } => {}
+                    Record::Put { .. }
+                    | Record::Remove { .. }
+                    | Record::Synced { .. }
+                    | Record::Ping { .. } => {}
                 };
                 let read = segment::read(&dir.file(name), FileKind::Log, false, |_, r| found(r));
                 if let Ok(summary) = read {
@@ -187,7 +190,11 @@ pub fn replay(
 fn record_key<'a>(record: &Record<'a>) -> Option<&'a [u8]> {
     match record {
         Record::Put { key, .. } | Record::Remove { key, .. } => Some(key),
-        Record::TxnBegin { .. } | Record::TxnCommit { .. } | Record::TxnFloor { .. } => None,
+        Record::TxnBegin { .. }
+        | Record::TxnCommit { .. }
+        | Record::Synced { .. }
+        | Record::Ping { .. }
+        | Record::TxnFloor { .. } => None,
     }
 }
 
@@ -285,7 +292,10 @@ impl Transaction {
                 self.id = None;
                 Some((id, std::mem::take(&mut self.held)))
             }
-            Record::TxnCommit { .. } | Record::TxnFloor { .. } => None,
+            Record::TxnCommit { .. }
+            | Record::Synced { .. }
+            | Record::Ping { .. }
+            | Record::TxnFloor { .. } => None,
             other if self.open() => {
                 self.held.push(Owned::from(other));
                 None
@@ -327,9 +337,11 @@ impl From<Record<'_>> for Owned {
                 key: key.to_vec(),
                 cause,
             },
-            Record::TxnBegin { .. } | Record::TxnCommit { .. } | Record::TxnFloor { .. } => {
-                unreachable!("held only data")
-            }
+            Record::TxnBegin { .. }
+            | Record::TxnCommit { .. }
+            | Record::Synced { .. }
+            | Record::Ping { .. }
+            | Record::TxnFloor { .. } => unreachable!("held only data"),
         }
     }
 }
@@ -386,6 +398,11 @@ fn apply(
             state.restore(Entry::new(key, value), version, deadline, now);
         }
         Record::Remove { key, .. } => state.forget(key),
-        Record::TxnBegin { .. } | Record::TxnCommit { .. } | Record::TxnFloor { .. } => {}
+        // Stream-only kinds never belong in a file: nothing to replay.
+        Record::TxnBegin { .. }
+        | Record::TxnCommit { .. }
+        | Record::Synced { .. }
+        | Record::Ping { .. }
+        | Record::TxnFloor { .. } => {}
     }
 }

@@ -93,6 +93,11 @@ impl Store {
     }
 
     async fn run_txn(&self, txn: Txn) -> Result<TxnDone, StoreError> {
+        // A replica runs only transactions that cannot write.
+        let writes = txn.success.iter().chain(&txn.failure).any(Op::is_write);
+        if let Some(primary) = self.following().filter(|_| writes) {
+            return Err(StoreError::Following(primary));
+        }
         let ledger = &self.inner.health.txns;
         let id = ledger.open();
         let held = match self.lock_all(&txn, id).await {
@@ -178,8 +183,11 @@ impl Store {
         mark.committed.store(true, SeqCst);
         let mut outcomes: Vec<Option<Outcome>> = (0..count).map(|_| None).collect();
         for (index, outcome) in applied.into_iter().flatten() {
-            if let Outcome::Failed(error @ (StoreError::Refused(_) | StoreError::Unavailable)) =
-                &outcome
+            if let Outcome::Failed(
+                error @ (StoreError::Refused(_)
+                | StoreError::Unavailable
+                | StoreError::Following(_)),
+            ) = &outcome
             {
                 return Err(error.clone());
             }
@@ -242,6 +250,13 @@ impl Store {
             },
             Err(error) => return failed_all(error.into()),
         };
+        if let Some(primary) = self.following() {
+            for (_, outcome) in &mut outcomes {
+                if let Outcome::Failed(StoreError::Following(named)) = outcome {
+                    named.clone_from(&primary);
+                }
+            }
+        }
         if let Some(Err(refused)) = match durable {
             Some(durable) => Some(durable.wait().await),
             None => None,

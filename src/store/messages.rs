@@ -84,6 +84,8 @@ pub enum WriteError {
     PreconditionFailed(PreconditionFailed),
     /// The node refuses writes (its log cannot write); nothing was applied.
     Refused(Refused),
+    /// The store follows a primary: clients write there, not here.
+    Following,
 }
 
 impl From<PreconditionFailed> for WriteError {
@@ -122,6 +124,23 @@ pub struct Delete {
     pub key: Box<str>,
     pub precondition: Precondition,
 }
+
+/// Apply changes as the primary made them (a replica's stream), in order.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Durable>")]
+pub struct Replay(pub Vec<super::tap::Replica>);
+
+/// Remove every entry (a replica starting a full copy). Answers once done, with
+/// the ticket for the removals' records.
+#[derive(Debug, Message)]
+#[rtype(result = "Option<Durable>")]
+pub struct Clear;
+
+/// Answers once every message sent before it was handled: a point after which
+/// the partition sees a flag the sender set before sending it.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Barrier;
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,7 @@ mod shared;
 mod sketch;
 mod state;
 mod stats;
+pub mod tap;
 mod wheel;
 
 use std::{
@@ -41,12 +42,13 @@ use actix::{Actor, Addr, Arbiter, MailboxError};
 use serde::Serialize;
 
 pub use clock::StoreClock;
-pub use entry::{Entry, charge as entry_charge};
+pub use entry::{Entry, NEVER as NO_DEADLINE, charge as entry_charge};
 pub use group::{Txn, TxnDone};
 pub use messages::{Delete, Precondition, PreconditionFailed, Put, Tags, WriteError, Written};
 pub use shared::Shared;
 pub use state::{Limits, PartitionState};
 pub use stats::PartitionStats;
+pub use tap::{Replica, Replicated, Tap};
 
 /// The pure index structures, exported only for `benches/structures.rs`: the server
 /// reaches them through `PartitionState`, never directly.
@@ -58,6 +60,7 @@ pub mod bench_support {
 use crate::config::{Placement, StoreConfig};
 use handle::{PartitionHandle, Standing};
 use journal::WriteHealth;
+use messages::{Barrier, Clear, Replay};
 use partition::Partition;
 
 /// Why a write did not happen.
@@ -71,6 +74,9 @@ pub enum StoreError {
     /// The node refuses writes, or this write's record could not be made safe.
     #[error("write refused: {0}")]
     Refused(String),
+    /// The store follows a primary (named here): clients write there.
+    #[error("this node is a replica of {0}")]
+    Following(String),
 }
 
 impl From<WriteError> for StoreError {
@@ -78,6 +84,8 @@ impl From<WriteError> for StoreError {
         match error {
             WriteError::PreconditionFailed(failed) => StoreError::PreconditionFailed(failed),
             WriteError::Refused(refused) => StoreError::Refused(refused.0),
+            // Named by `Store::refused`, which knows the primary.
+            WriteError::Following => StoreError::Following(String::new()),
         }
     }
 }
@@ -153,6 +161,8 @@ struct Inner {
     router: Router,
     /// Whether the logs accept writes (always so without persistence).
     health: Arc<WriteHealth>,
+    /// The replication switches and tap, if the store replicates.
+    replicated: Option<Arc<Replicated>>,
     /// The logs, if the store persists; finished by `stop`.
     persistence: Mutex<Option<Box<dyn Persistence + Send>>>,
     clock: StoreClock,
@@ -190,13 +200,31 @@ impl Store {
     pub fn open(
         config: &StoreConfig,
         clock: StoreClock,
+        persistence: Option<Box<dyn Persistence + Send>>,
+    ) -> Result<Store, String> {
+        Self::open_replicated(config, clock, persistence, None)
+    }
+
+    /// `open`, telling `replicated`'s tap every change (and obeying its flags)
+    /// when given.
+    pub fn open_replicated(
+        config: &StoreConfig,
+        clock: StoreClock,
         mut persistence: Option<Box<dyn Persistence + Send>>,
+        replicated: Option<Arc<Replicated>>,
     ) -> Result<Store, String> {
         let count = config.resolved_partitions();
         let partitions: Box<[PartitionHandle]> = split_limits(config, count)
             .into_iter()
             .map(|limits| PartitionHandle::new(limits, clock.clone(), config.tick))
             .collect();
+        if let Some(replicated) = &replicated {
+            for handle in partitions.iter() {
+                let mut state = handle.unpark();
+                state.attach_replication(Arc::clone(replicated));
+                handle.park(state);
+            }
+        }
         let mut router = Router::random(count);
         let health = Arc::new(WriteHealth::default());
         // Transaction ids keep growing across restarts (see `journal::TxnLedger`).
@@ -226,6 +254,7 @@ impl Store {
             partitions,
             router,
             health,
+            replicated,
             persistence: Mutex::new(persistence),
             clock,
             arbiters,
@@ -317,7 +346,8 @@ impl Store {
     pub async fn put(&self, put: Put) -> Result<Written, StoreError> {
         let partition = self.partition(put.entry.key_bytes());
         let reply = self.actor(partition).await?.send(put).await?;
-        let (written, durable) = reply.get().await.ok_or(StoreError::Unavailable)??;
+        let applied = reply.get().await.ok_or(StoreError::Unavailable)?;
+        let (written, durable) = applied.map_err(|error| self.refused(error))?;
         if let Some(durable) = durable {
             durable
                 .wait()
@@ -332,7 +362,8 @@ impl Store {
     pub async fn delete(&self, delete: Delete) -> Result<Option<u64>, StoreError> {
         let partition = self.partition(delete.key.as_bytes());
         let reply = self.actor(partition).await?.send(delete).await?;
-        let (removed, durable) = reply.get().await.ok_or(StoreError::Unavailable)??;
+        let applied = reply.get().await.ok_or(StoreError::Unavailable)?;
+        let (removed, durable) = applied.map_err(|error| self.refused(error))?;
         if let Some(durable) = durable {
             durable
                 .wait()
@@ -340,6 +371,116 @@ impl Store {
                 .map_err(|refused| StoreError::Refused(refused.0))?;
         }
         Ok(removed)
+    }
+
+    /// A write error as the store reports it: a refusal by a replica names its
+    /// primary.
+    fn refused(&self, error: WriteError) -> StoreError {
+        match error {
+            WriteError::Following => StoreError::Following(self.following().unwrap_or_default()),
+            other => other.into(),
+        }
+    }
+
+    /// The primary this store follows, if it does.
+    pub fn following(&self) -> Option<String> {
+        self.inner.replicated.as_ref().and_then(|r| r.primary())
+    }
+
+    pub fn replicated(&self) -> Option<&Arc<Replicated>> {
+        self.inner.replicated.as_ref()
+    }
+
+    pub fn clock(&self) -> &StoreClock {
+        &self.inner.clock
+    }
+
+    /// Applies a primary's changes (a replica's stream), each in its key's
+    /// partition, in order per partition; answers once all are applied and, with
+    /// persistence on, their records safe.
+    pub async fn apply(&self, changes: Vec<Replica>) -> Result<(), StoreError> {
+        let count = self.inner.partitions.len();
+        let mut split: Vec<Vec<Replica>> = (0..count).map(|_| Vec::new()).collect();
+        for change in changes {
+            let key = match &change {
+                Replica::Put { entry, .. } => entry.key_bytes(),
+                Replica::Remove { key, .. } => key,
+            };
+            split[self.inner.router.partition_of(key)].push(change);
+        }
+        // Sent to every partition first, then awaited: the partitions apply in parallel.
+        let mut replies = Vec::new();
+        for (index, changes) in split.into_iter().enumerate() {
+            if !changes.is_empty() {
+                let actor = self.actor(&self.inner.partitions[index]).await?;
+                replies.push(actor.send(Replay(changes)));
+            }
+        }
+        self.settle(replies).await
+    }
+
+    /// Removes every entry (a replica starting a full copy).
+    pub async fn clear(&self) -> Result<(), StoreError> {
+        let mut replies = Vec::new();
+        for handle in self.inner.partitions.iter() {
+            replies.push(self.actor(handle).await?.send(Clear));
+        }
+        self.settle(replies).await
+    }
+
+    /// Awaits every partition's actor handling a message sent now: after it, every
+    /// partition sees what the caller set before calling.
+    pub async fn barrier(&self) -> Result<(), StoreError> {
+        let mut replies = Vec::new();
+        for handle in self.inner.partitions.iter() {
+            replies.push(self.actor(handle).await?.send(Barrier));
+        }
+        for reply in replies {
+            reply.await?;
+        }
+        Ok(())
+    }
+
+    /// Awaits replies that may carry durability tickets, then the tickets.
+    async fn settle<M>(
+        &self,
+        replies: Vec<actix::prelude::Request<Partition, M>>,
+    ) -> Result<(), StoreError>
+    where
+        M: actix::Message<Result = Option<journal::Durable>> + Send + 'static,
+        Partition: actix::Handler<M>,
+    {
+        let mut tickets = Vec::new();
+        for reply in replies {
+            tickets.extend(reply.await?);
+        }
+        for ticket in tickets {
+            ticket
+                .wait()
+                .await
+                .map_err(|refused| StoreError::Refused(refused.0))?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` live entries of `partition` whose keys sort after `after`
+    /// (from the first with `None`), in key order: a walk that needs no lock and
+    /// holds nothing between calls, so concurrent writes go on (a full copy).
+    pub fn entries_after(
+        &self,
+        partition: usize,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Vec<Entry> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let map = &self.inner.partitions[partition].shared.map;
+        let now = self.now();
+        let start = after.map_or(Unbounded, Excluded);
+        map.range::<[u8], _>((start, Unbounded))
+            .map(|node| node.key().clone())
+            .filter(|entry| !entry.is_expired(now))
+            .take(limit)
+            .collect()
     }
 
     /// Why the node refuses writes, if it does (a log that cannot write).
@@ -370,6 +511,9 @@ impl Store {
     /// Stops the partitions' arbiters (their actors drop with them), then writes
     /// out and syncs what the logs hold.
     pub fn stop(&self) {
+        if let Some(replicated) = &self.inner.replicated {
+            replicated.close();
+        }
         for arbiter in &self.inner.arbiters {
             arbiter.stop();
         }

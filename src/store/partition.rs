@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use super::{
     clock::StoreClock,
     journal::{Durable, Outbox, Refused},
-    messages::{Applied, Delete, Put, Reply, WriteError, Written},
+    messages::{Applied, Barrier, Clear, Delete, Put, Replay, Reply, WriteError, Written},
     op::{self, Apply, Lock, Outcome, Release},
     state::PartitionState,
 };
@@ -101,7 +101,11 @@ impl Partition {
     /// between a begin and a commit record (see `journal::TxnLedger`).
     fn apply(&mut self, apply: Apply) -> op::Applied {
         super::stats::Counters::bump(&self.state.shared().counters.group_messages);
-        let refusal = self.refusal();
+        // A replica takes no client writes (the store names the primary).
+        let refusal = match self.state.following() {
+            true => Some(super::StoreError::Following(String::new())),
+            false => self.refusal().map(super::StoreError::from),
+        };
         let txn = apply.txn.as_ref();
         let committed = txn.map(|txn| &txn.committed);
         let part = txn.filter(|_| apply.ops.iter().any(|(_, op)| op.is_write()));
@@ -109,8 +113,8 @@ impl Partition {
             let from = part.and_then(|txn| state.open_part(txn.id, txn.parts));
             let apply_one = |(index, op): (usize, op::Op)| {
                 let outcome = match (&refusal, op.is_write()) {
-                    (Some(refused), true) => Outcome::Failed(refused.clone().into()),
-                    _ => state.apply(op, now, committed),
+                    (Some(refused), true) => Outcome::Failed(refused.clone()),
+                    _ => state.apply_op(op, now, committed),
                 };
                 (index, outcome)
             };
@@ -176,6 +180,11 @@ impl Partition {
     ) -> Applied<T> {
         if let Some(refused) = self.refusal() {
             return Err(refused);
+        }
+        // Checked here, by the partition's only writer, so once the flag is set
+        // and a `Barrier` has passed, no client write can slip into a replica.
+        if self.state.following() {
+            return Err(WriteError::Following);
         }
         let result = self.change(write);
         let durable = self.commit();
@@ -333,6 +342,47 @@ impl Handler<Release> for Partition {
         self.held_by = None;
         self.run_waiting();
     }
+}
+
+impl Handler<Replay> for Partition {
+    type Result = Option<Durable>;
+
+    fn handle(&mut self, replay: Replay, _: &mut Self::Context) -> Self::Result {
+        self.change(|state, now| {
+            for change in replay.0 {
+                state.apply(change, now);
+            }
+        });
+        self.commit()
+    }
+}
+
+/// Entries a `Clear` removes between two messages.
+const CLEAR_STEP: usize = 16_384;
+
+impl Handler<Clear> for Partition {
+    type Result = actix::ResponseActFuture<Self, Option<Durable>>;
+
+    /// In steps, so reads and other messages interleave with a large clear.
+    fn handle(&mut self, _: Clear, _: &mut Self::Context) -> Self::Result {
+        use actix::{ActorFutureExt, WrapFuture};
+        let more = self.change(|state, _| state.clear(CLEAR_STEP));
+        let durable = self.commit();
+        if !more {
+            return Box::pin(actix::fut::ready(durable));
+        }
+        Box::pin(
+            async {}
+                .into_actor(self)
+                .then(|(), partition, ctx| partition.handle(Clear, ctx)),
+        )
+    }
+}
+
+impl Handler<Barrier> for Partition {
+    type Result = ();
+
+    fn handle(&mut self, _: Barrier, _: &mut Self::Context) {}
 }
 
 thread_local! {

@@ -14,6 +14,8 @@ pub(super) enum Owned {
     TxnBegin(u64, u32),
     TxnCommit(u64, u32),
     TxnFloor(u64),
+    Synced(u64, u64),
+    Ping(u64, u64, u64),
 }
 
 impl Owned {
@@ -35,6 +37,15 @@ impl Owned {
                 id: *id,
                 records: *records,
             },
+            Owned::Synced(position, bytes) => Record::Synced {
+                position: *position,
+                bytes: *bytes,
+            },
+            Owned::Ping(position, bytes, wall) => Record::Ping {
+                position: *position,
+                bytes: *bytes,
+                wall: *wall,
+            },
         }
     }
 }
@@ -55,6 +66,8 @@ pub(super) fn owned() -> impl Strategy<Value = Owned> {
         (any::<u64>(), any::<u32>()).prop_map(|(id, parts)| Owned::TxnBegin(id, parts)),
         any::<u64>().prop_map(Owned::TxnFloor),
         (any::<u64>(), any::<u32>()).prop_map(|(id, records)| Owned::TxnCommit(id, records)),
+        (any::<u64>(), any::<u64>()).prop_map(|(position, bytes)| Owned::Synced(position, bytes)),
+        (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(p, b, w)| Owned::Ping(p, b, w)),
     ]
 }
 
@@ -153,7 +166,7 @@ fn damage_is_classified() {
     put_key_past_end.extend_from_slice(&3u32.to_le_bytes());
     put_key_past_end.extend_from_slice(b"ab");
     let malformed = |why| Err(DecodeError::Malformed(why));
-    let table: [(&str, Vec<u8>, Decoded); 15] = [
+    let table: [(&str, Vec<u8>, Decoded); 17] = [
         ("empty", vec![], Err(DecodeError::Incomplete)),
         ("zeros", vec![0; 64], malformed("zero-length frame")),
         (
@@ -164,14 +177,24 @@ fn damage_is_classified() {
         ("bad crc", bad_crc, Err(DecodeError::BadChecksum)),
         ("kind 0", frame(0, b""), malformed("unknown record kind")),
         (
-            "kind 6",
-            frame(6, &[0; 12]),
+            "kind 8",
+            frame(8, &[0; 12]),
             malformed("unknown record kind"),
         ),
         (
             "floor 9 bytes",
-            frame(5, &[0; 9]),
+            frame(7, &[0; 9]),
             malformed("transaction floor is not 8 bytes"),
+        ),
+        (
+            "synced 12 bytes",
+            frame(5, &[0; 12]),
+            malformed("synced is not 16 bytes"),
+        ),
+        (
+            "ping 16 bytes",
+            frame(6, &[0; 16]),
+            malformed("ping is not 24 bytes"),
         ),
         (
             "kind 255",

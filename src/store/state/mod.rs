@@ -25,6 +25,7 @@ use super::{
     op::{Op, Outcome},
     shared::{Read, Shared},
     stats::{Counters, PartitionStats},
+    tap::{Replica, Replicated},
     wheel::TimerWheel,
 };
 
@@ -47,11 +48,13 @@ pub struct Limits {
 }
 
 /// Where a write comes from: a client's, which counts as a use of the key, or a
-/// log's being loaded, which does not (and, under W-TinyLFU, skips the window).
+/// log's being loaded, which does not (and, under W-TinyLFU, skips the window), or
+/// a primary's, which also never evicts (a replica holds what its primary holds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Origin {
     Client,
     Log,
+    Replica,
 }
 
 #[derive(Debug)]
@@ -71,6 +74,8 @@ pub struct PartitionState {
     journal: Option<Journal>,
     /// A snapshot being walked, chunk by chunk, between messages.
     walk: Option<walk::Walk>,
+    /// Where changes are told when the store replicates, and whether it follows.
+    replicated: Option<Arc<Replicated>>,
 }
 
 impl PartitionState {
@@ -91,7 +96,23 @@ impl PartitionState {
             expired: Vec::new(),
             journal: None,
             walk: None,
+            replicated: None,
         }
+    }
+
+    /// Tells `replicated`'s tap every change from now on, and obeys its flags.
+    pub fn attach_replication(&mut self, replicated: Arc<Replicated>) {
+        self.replicated = Some(replicated);
+    }
+
+    /// Whether the store follows a primary (client writes are refused).
+    pub fn following(&self) -> bool {
+        self.replicated.as_ref().is_some_and(|r| r.following())
+    }
+
+    /// Whether changes are recorded anywhere (a journal, or a tap that is on).
+    fn recording(&self) -> bool {
+        self.journal.is_some() || self.replicated.as_ref().is_some_and(|r| r.tap.enabled())
     }
 
     /// Records every change from now on in `journal`.
@@ -121,15 +142,28 @@ impl PartitionState {
     }
 
     fn record(&mut self, change: impl FnOnce() -> Change) {
+        let tap = self
+            .replicated
+            .as_ref()
+            .map(|r| &r.tap)
+            .filter(|tap| tap.enabled());
+        if self.journal.is_none() && tap.is_none() {
+            return;
+        }
+        let change = change();
+        if let Some(tap) = tap {
+            tap.record(&change);
+        }
         if let Some(journal) = &mut self.journal {
-            journal.record(change());
+            journal.record(change);
         }
     }
 
     /// Moves the state out, leaving an empty one with the same skiplist and limits
     /// (the actor's `Drop`, which must hand its state on).
     pub fn take(&mut self) -> Self {
-        let empty = Self::new(Arc::clone(&self.shared), self.limits, 0);
+        let mut empty = Self::new(Arc::clone(&self.shared), self.limits, 0);
+        empty.replicated = self.replicated.clone();
         std::mem::replace(self, empty)
     }
 
@@ -167,7 +201,11 @@ impl PartitionState {
     /// Periodic upkeep: apply buffered hits and reclaim expired entries.
     pub fn tick(&mut self, now: u64) {
         self.drain_reads();
-        self.expire(now);
+        // A replica's keys leave when its primary says so; readers treat one past
+        // its deadline as missing meanwhile.
+        if !self.following() {
+            self.expire(now);
+        }
         self.publish_gauges();
     }
 
@@ -185,6 +223,9 @@ impl PartitionState {
         if let Some(journal) = &self.journal {
             let floor = journal.outbox().health.version_floor.load(Relaxed);
             self.version = self.version.max(floor);
+        }
+        if let Some(replicated) = &self.replicated {
+            self.version = self.version.max(replicated.version_floor());
         }
         let deadline = put
             .ttl
@@ -232,6 +273,47 @@ impl PartitionState {
         self.admitted(slot, charge, deadline);
         self.publish_gauges();
         None
+    }
+
+    /// Applies a change as the primary made it: its version and deadline, no
+    /// expiry or eviction of its own. Recorded in the journal (a replica that
+    /// persists keeps its copy), never refused.
+    pub fn apply(&mut self, change: Replica, now: u64) {
+        self.drain_reads();
+        match change {
+            Replica::Put {
+                entry,
+                version,
+                deadline,
+            } => {
+                self.version = self.version.max(version);
+                let current = self.shared.peek(entry.key_bytes());
+                self.write(current, entry, version, deadline, now, Origin::Replica);
+            }
+            Replica::Remove { key, cause } => {
+                if let Some(entry) = self.shared.peek(&key) {
+                    self.remove(entry.slot());
+                    self.record(|| Change::Remove(entry, cause));
+                    Counters::bump(&self.shared.counters.deletes);
+                }
+            }
+        }
+        self.publish_gauges();
+    }
+
+    /// Removes up to `limit` entries (a replica about to take a full copy),
+    /// recorded as deletions. Answers whether any are left.
+    pub fn clear(&mut self, limit: usize) -> bool {
+        for _ in 0..limit {
+            let Some((slot, _)) = self.lru.peek_lru() else {
+                break;
+            };
+            if let Some(entry) = self.remove(slot) {
+                self.record(|| Change::Remove(entry, Cause::Deleted));
+            }
+        }
+        self.publish_gauges();
+        !self.lru.is_empty()
     }
 
     /// Removes `key` as a log read back says it left. Recorded nowhere.
@@ -294,7 +376,7 @@ impl PartitionState {
 
     /// Applies one op of a batch or transaction. Under a transaction (`txn` is its
     /// commit flag) a write first records what readers see until the commit.
-    pub fn apply(&mut self, op: Op, now: u64, txn: Option<&Arc<AtomicBool>>) -> Outcome {
+    pub fn apply_op(&mut self, op: Op, now: u64, txn: Option<&Arc<AtomicBool>>) -> Outcome {
         if let Some(committed) = txn.filter(|_| op.is_write()) {
             let prior = self.live(op.key(), now);
             self.shared.hold(op.key(), committed, prior);
@@ -350,7 +432,7 @@ impl PartitionState {
         // The skiplist unlinks the old node before linking the new one: readers
         // must know (see `shared`), or they would answer 404 for a live key.
         let map = &self.shared.map;
-        let logged = self.journal.is_some().then(|| entry.clone());
+        let logged = self.recording().then(|| entry.clone());
         self.shared.replacing(|| map.insert(entry, ()));
         if let Some(entry) = logged {
             self.record(|| Change::Put(entry));
@@ -359,7 +441,9 @@ impl PartitionState {
         // A larger value may push the partition over its memory budget.
         // (Under W-TinyLFU `rebalance` evicts; `evict_lru` would take the window's
         // least recent entry, not the policy's victim.)
-        if self.policy.is_some() {
+        if origin == Origin::Replica {
+            // A replica evicts nothing on its own: its primary's removals follow.
+        } else if self.policy.is_some() {
             self.rebalance(origin == Origin::Client, now);
         } else {
             while self.memory > self.limits.max_memory && self.lru.len() > 1 {
@@ -384,18 +468,19 @@ impl PartitionState {
         // LRU makes room first; W-TinyLFU lets the newcomer in (to the window, or
         // when loading to probation) and then decides who goes.
         let list = match (self.policy.is_some(), origin) {
+            (false, Origin::Replica) => 0,
             (false, _) => {
                 self.make_room(charge, now);
                 0
             }
             (true, Origin::Client) => tinylfu::WINDOW,
-            (true, Origin::Log) => PROBATION,
+            (true, Origin::Log | Origin::Replica) => PROBATION,
         };
         let slot = self.link(list, &mut entry, version, deadline);
         if origin == Origin::Client {
             self.count_insert(entry.key_bytes());
         }
-        let logged = self.journal.is_some().then(|| entry.clone());
+        let logged = self.recording().then(|| entry.clone());
         self.shared.map.insert(entry, ());
         if let Some(entry) = logged {
             self.record(|| Change::Put(entry));
@@ -403,7 +488,9 @@ impl PartitionState {
         self.admitted(slot, charge, deadline);
         if self.policy.is_some() {
             self.weigh_in(list, charge);
-            self.rebalance(origin == Origin::Client, now);
+            if origin != Origin::Replica {
+                self.rebalance(origin == Origin::Client, now);
+            }
         }
         Written {
             created: true,
