@@ -79,9 +79,6 @@ pub enum ApiError {
     /// A write to a replica: `primary` takes them.
     #[error("this node is a replica and takes no writes: send them to its primary {primary}")]
     ReadOnly { primary: String },
-    /// A replication request this node cannot serve as it stands.
-    #[error("{0}")]
-    ReplicationConflict(String),
 }
 
 /// The header a replica's 409 names its primary in.
@@ -141,7 +138,6 @@ impl ApiError {
                 "headers_too_large",
             ),
             ApiError::ReadOnly { .. } => (StatusCode::CONFLICT, "read_only"),
-            ApiError::ReplicationConflict(_) => (StatusCode::CONFLICT, "replication_conflict"),
         }
     }
 
@@ -168,8 +164,7 @@ impl ApiError {
             | ApiError::PreconditionFailed { .. }
             | ApiError::Unavailable
             | ApiError::WritesRefused(_)
-            | ApiError::ReadOnly { .. }
-            | ApiError::ReplicationConflict(_) => false,
+            | ApiError::ReadOnly { .. } => false,
         }
     }
 
@@ -250,7 +245,6 @@ mod tests {
             ApiError::Unauthorized,
             ApiError::HeadersTooLarge(text()),
             ApiError::ReadOnly { primary: text() },
-            ApiError::ReplicationConflict(text()),
         ];
         for error in &all {
             match error {
@@ -272,8 +266,7 @@ mod tests {
                 | ApiError::WritesRefused(_)
                 | ApiError::Unauthorized
                 | ApiError::HeadersTooLarge(_)
-                | ApiError::ReadOnly { .. }
-                | ApiError::ReplicationConflict(_) => {}
+                | ApiError::ReadOnly { .. } => {}
             }
         }
         all

@@ -61,7 +61,7 @@ pub struct NativeError {
     /// `invalid_ttl`, `invalid_header`, `key_too_large`, `value_too_large`,
     /// `body_too_large`, `body_unreadable`, `unsupported_media_type`, `key_not_found`,
     /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`, `writes_refused`,
-    /// `unauthorized`, `headers_too_large`, `read_only`, `replication_conflict`.
+    /// `unauthorized`, `headers_too_large`, `read_only`.
     error: String,
     detail: String,
 }
