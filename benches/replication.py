@@ -167,11 +167,14 @@ def full_copy(args):
     processes = [start(primary, 0)]
     try:
         started = time.monotonic()
-        subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", "-d600s", "-s", script.name,
+        # wrk.thread:stop() ends the requests but not wrk's run, so the run is capped.
+        fill_seconds = max(20, args.copy_keys // 10_000)
+        subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{fill_seconds}s",
+                        "-s", script.name,
                         f"http://127.0.0.1:{primary}"], check=True, capture_output=True,
                        env=dict(os.environ, PER_THREAD=str(args.copy_keys)))
         keys = json.loads(get(primary, "/v1/stats")[1])["keys"]
-        print(f"filled {keys} keys in {time.monotonic() - started:.1f}s")
+        print(f"filled {keys} keys")
         started = time.monotonic()
         processes.append(start(replica_port, 1,
                                f"[replication]\nprimary = \"http://127.0.0.1:{primary}\"\n"))
@@ -194,8 +197,10 @@ def main():
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--copy-keys", type=int, default=1_000_000)
     parser.add_argument("--skip-copy", action="store_true")
+    parser.add_argument("--only-copy", action="store_true")
     args = parser.parse_args()
-    cpu_per_put(args)
+    if not args.only_copy:
+        cpu_per_put(args)
     if not args.skip_copy:
         full_copy(args)
 

@@ -31,12 +31,15 @@ done
 
 setsid bash config/cluster/run.sh >"$run/run.out" 2>&1 &
 cluster=$!
+passed=0
 cleanup() {
     kill -TERM "$cluster" 2>/dev/null || true
+    # The old primary the check restarted is not run.sh's child.
     if [ -f "$run/node-8101.restarted.pid" ]; then
         kill "$(cat "$run/node-8101.restarted.pid")" 2>/dev/null || true
     fi
     wait "$cluster" 2>/dev/null || true
+    if [ "$passed" = 1 ]; then rm -rf "$run"; fi
 }
 trap cleanup EXIT
 
@@ -45,4 +48,4 @@ if ! timeout 180 python3 tests/cluster/check.py; then
     tail -n 20 "$run"/*.log "$run/run.out" || true
     exit 1
 fi
-rm -rf "$run"
+passed=1

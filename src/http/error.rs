@@ -89,9 +89,6 @@ pub enum ApiError {
     /// A write to a replica: `primary` takes them.
     #[error("this node is a replica and takes no writes: send them to its primary {primary}")]
     ReadOnly { primary: String },
-    /// A replication request this node cannot serve as it stands.
-    #[error("{0}")]
-    ReplicationConflict(String),
 }
 
 /// The header a replica's 409 names its primary in.
@@ -155,7 +152,6 @@ impl ApiError {
             ApiError::InvalidQuery(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
             ApiError::InvalidCursor(_) => (StatusCode::BAD_REQUEST, "invalid_cursor"),
             ApiError::ReadOnly { .. } => (StatusCode::CONFLICT, "read_only"),
-            ApiError::ReplicationConflict(_) => (StatusCode::CONFLICT, "replication_conflict"),
         }
     }
 
@@ -186,7 +182,7 @@ impl ApiError {
             | ApiError::TooManyOps { .. }
             | ApiError::InvalidQuery(_)
             | ApiError::InvalidCursor(_) => false,
-            ApiError::ReadOnly { .. } | ApiError::ReplicationConflict(_) => false,
+            ApiError::ReadOnly { .. } => false,
         }
     }
 
@@ -274,7 +270,6 @@ mod tests {
             ApiError::InvalidQuery(text()),
             ApiError::InvalidCursor(text()),
             ApiError::ReadOnly { primary: text() },
-            ApiError::ReplicationConflict(text()),
         ];
         for error in &all {
             match error {
@@ -300,7 +295,7 @@ mod tests {
                 | ApiError::TooManyOps { .. }
                 | ApiError::InvalidQuery(_)
                 | ApiError::InvalidCursor(_) => {}
-                ApiError::ReadOnly { .. } | ApiError::ReplicationConflict(_) => {}
+                ApiError::ReadOnly { .. } => {}
             }
         }
         all

@@ -62,7 +62,7 @@ pub struct NativeError {
     /// `body_too_large`, `body_unreadable`, `unsupported_media_type`, `key_not_found`,
     /// `not_found`, `method_not_allowed`, `precondition_failed`, `unavailable`, `writes_refused`,
     /// `unauthorized`, `headers_too_large`, `too_many_ops`, `invalid_query`, `invalid_cursor`,
-    /// `read_only`, `replication_conflict`.
+    /// `read_only`.
     error: String,
     detail: String,
 }
