@@ -425,3 +425,26 @@ fn pipelined_answers_do_not_wait_for_delayed_acks() {
     }
     assert!(stalled < 3, "{stalled} of 6 batches waited 40 ms or more");
 }
+
+/// Regression: once a worker had answered HTTP/1.0 requests, later HTTP/1.1
+/// keep-alive connections on it were closed after their first answer, without
+/// `Connection: close` (a pooled response head kept the old request's version,
+/// which reads as "close"). One worker, so every connection meets the same pool.
+#[test]
+fn http_1_0_answers_do_not_close_later_keep_alive_connections() {
+    let server = TestServer::start("[server]\nworkers = 1\n");
+    for _ in 0..3 {
+        let mut old = connect(&server, Duration::from_secs(10));
+        old.write_all(b"GET /health HTTP/1.0\r\n\r\n").unwrap();
+        let (reply, _) = read_until_closed(&mut old);
+        assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
+    }
+    let mut stream = connect(&server, Duration::from_secs(10));
+    for round in 0..3 {
+        let reply = exchange(&mut stream, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert!(
+            reply.starts_with("HTTP/1.1 200"),
+            "request {round}: {reply:?}"
+        );
+    }
+}

@@ -215,6 +215,12 @@ where
             return Poll::Ready(result.map(Into::into));
         };
         let mut response: Response<B> = response.into();
+        // actix-http pools response heads and does not reset their version: a head
+        // that last answered an HTTP/1.0 request still says 1.0, and
+        // `connection_type()` reads that as "close". The codec sets the version
+        // from the request when it writes the head; until then, only an explicit
+        // close may count.
+        response.head_mut().version = actix_http::Version::HTTP_11;
         let ends = shared.last.get() || shared.lifecycle.stopping();
         if ends {
             response
