@@ -27,7 +27,7 @@ pub use record::{
     Cause, DecodeError, FileHeader, FileKind, HeaderError, Record, decode, encode, encoded_len,
 };
 pub use segment::{Damage, SegmentError, Summary};
-pub use writer::put_record;
+pub use writer::{change_record, put_record};
 
 /// How a log file is made durable: `File::sync_data` (fdatasync), unless a test
 /// injects something that observes or delays it.

@@ -24,14 +24,8 @@ use tokio::sync::Notify;
 
 use super::backlog::{Backlog, Gone, Position};
 use crate::{
-    persist::{
-        put_record,
-        record::{self, Cause, Record},
-    },
-    store::{
-        StoreClock, Tap,
-        journal::{Cause as StoreCause, Change},
-    },
+    persist::{change_record, record},
+    store::{StoreClock, Tap, journal::Change},
 };
 
 #[derive(Debug)]
@@ -121,20 +115,13 @@ impl Tap for Feed {
     }
 
     fn record(&self, change: &Change) {
-        let record = match change {
-            Change::Put(entry) => put_record(entry, &self.clock),
-            Change::Remove(entry, cause) => Record::Remove {
-                key: entry.key_bytes(),
-                cause: match cause {
-                    StoreCause::Deleted => Cause::Deleted,
-                    StoreCause::Evicted => Cause::Evicted,
-                    StoreCause::Expired => Cause::Expired,
-                },
-            },
-            // A transaction's log markers are for recovery; the stream carries its
-            // writes (a replica applies them one by one, see the README).
-            Change::TxnBegin { .. } | Change::TxnCommit { .. } | Change::TxnFloor { .. } => return,
-        };
+        // A transaction's log markers are for recovery; the stream carries its
+        // writes (a replica applies them one by one, see the README).
+        if let Change::TxnBegin { .. } | Change::TxnCommit { .. } | Change::TxnFloor { .. } = change
+        {
+            return;
+        }
+        let record = change_record(change, &self.clock);
         self.lock()
             .append_with(1, |out| record::encode(&record, out));
         self.wake();

@@ -165,24 +165,10 @@ impl Writer {
         round.first_seq.get_or_insert(seq);
         round.last_seq = Some(seq);
         self.next_seq = seq + 1;
-        let record = match change {
-            Change::Put(entry) => {
-                round.top_version = round.top_version.max(entry.version());
-                put_record(entry, &self.clock)
-            }
-            Change::Remove(entry, cause) => Record::Remove {
-                key: entry.key_bytes(),
-                cause: match cause {
-                    StoreCause::Deleted => Cause::Deleted,
-                    StoreCause::Evicted => Cause::Evicted,
-                    StoreCause::Expired => Cause::Expired,
-                },
-            },
-            &Change::TxnBegin { id, parts } => Record::TxnBegin { id, parts },
-            &Change::TxnCommit { id, records } => Record::TxnCommit { id, records },
-            &Change::TxnFloor { id } => Record::TxnFloor { id },
-        };
-        record::encode(&record, &mut round.buf);
+        if let Change::Put(entry) = change {
+            round.top_version = round.top_version.max(entry.version());
+        }
+        record::encode(&change_record(change, &self.clock), &mut round.buf);
     }
 
     /// Writes the round's encoded records to the log (`write(2)`), or drops them
@@ -312,6 +298,24 @@ struct Runtime {
     retry_at: Option<Instant>,
     /// The last change safe before the current fault: the lost range starts after it.
     lost_after: Option<u64>,
+}
+
+/// The record of a change: the same in a log and in the replication stream.
+pub fn change_record<'a>(change: &'a Change, clock: &StoreClock) -> Record<'a> {
+    match change {
+        Change::Put(entry) => put_record(entry, clock),
+        Change::Remove(entry, cause) => Record::Remove {
+            key: entry.key_bytes(),
+            cause: match cause {
+                StoreCause::Deleted => Cause::Deleted,
+                StoreCause::Evicted => Cause::Evicted,
+                StoreCause::Expired => Cause::Expired,
+            },
+        },
+        &Change::TxnBegin { id, parts } => Record::TxnBegin { id, parts },
+        &Change::TxnCommit { id, records } => Record::TxnCommit { id, records },
+        &Change::TxnFloor { id } => Record::TxnFloor { id },
+    }
 }
 
 /// The record of a stored entry: the same in a log, a snapshot written by the
