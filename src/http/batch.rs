@@ -63,10 +63,7 @@ async fn run(
     }
     let parsed = ops::check_ops(batch.ops, "ops", &state.limits)?;
     let outcomes = state.store.batch(parsed).await;
-    let mut out = Vec::with_capacity(16 + outcomes.len() * 64);
-    out.extend_from_slice(br#"{"results":"#);
-    ops::write_results(&mut out, &outcomes);
-    out.push(b'}');
+    let out = ops::results_body(br#"{"results":"#, &outcomes);
     let mut response = json_response(StatusCode::OK, out);
     // On a replica its writes were refused (409 each): name the primary here too.
     if let Some(primary) = state.store.following()

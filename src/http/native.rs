@@ -115,8 +115,7 @@ async fn write(
     // `IgnoredAny` skips strings without decoding them, so invalid, overlong and
     // surrogate encodings inside them would be stored and served. One SIMD-fast pass
     // over the whole value checks that; parsing from the `&str` then skips its own.
-    let text = std::str::from_utf8(value)
-        .map_err(|error| ApiError::InvalidBody(format!("body is not valid UTF-8: {error}")))?;
+    let text = input::utf8_body(value)?;
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|error| ApiError::InvalidBody(format!("body is not a JSON value: {error}")))?;
     let put = Put {

@@ -100,7 +100,8 @@ pub fn locate(raw: &[&RawValue], name: &str) -> Option<ApiError> {
     })
 }
 
-fn at(name: &str, index: usize, source: ApiError) -> ApiError {
+/// `source`, as the error of the `index`-th element of the list `name`.
+pub fn at(name: &str, index: usize, source: ApiError) -> ApiError {
     ApiError::At {
         at: format!("{name}[{index}]"),
         source: Box::new(source),
@@ -191,8 +192,18 @@ fn check_op(op: OpJson<'_>, limits: &Limits) -> Result<Op, ApiError> {
     }
 }
 
+/// A response body: `head` (the object's opening, up to `"results":`), the JSON
+/// array of `outcomes`, and the closing brace.
+pub fn results_body(head: &[u8], outcomes: &[Outcome]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + 1 + outcomes.len() * 64);
+    out.extend_from_slice(head);
+    write_results(&mut out, outcomes);
+    out.push(b'}');
+    out
+}
+
 /// Appends the JSON array of `outcomes` to `out`.
-pub fn write_results(out: &mut Vec<u8>, outcomes: &[Outcome]) {
+fn write_results(out: &mut Vec<u8>, outcomes: &[Outcome]) {
     out.push(b'[');
     for (index, outcome) in outcomes.iter().enumerate() {
         if index > 0 {

@@ -67,10 +67,7 @@ async fn run(
         .iter()
         .enumerate()
         .map(|(index, raw)| {
-            parse_compare(raw, limits).map_err(|error| ApiError::At {
-                at: format!("compare[{index}]"),
-                source: Box::new(error),
-            })
+            parse_compare(raw, limits).map_err(|error| ops::at("compare", index, error))
         })
         .collect::<Result<_, _>>()?;
     let parsed = Txn {
@@ -79,14 +76,12 @@ async fn run(
         failure: ops::parse_ops(&txn.failure, "failure", limits)?,
     };
     let done = state.store.txn(parsed).await?;
-    let mut out = Vec::with_capacity(32 + done.outcomes.len() * 64);
-    out.extend_from_slice(if done.succeeded {
+    let head: &[u8] = if done.succeeded {
         br#"{"succeeded":true,"results":"#
     } else {
         br#"{"succeeded":false,"results":"#
-    });
-    ops::write_results(&mut out, &done.outcomes);
-    out.push(b'}');
+    };
+    let out = ops::results_body(head, &done.outcomes);
     Ok(json_response(StatusCode::OK, out))
 }
 

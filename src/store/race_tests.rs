@@ -74,13 +74,14 @@ fn a_key_that_is_only_replaced_is_never_absent() {
 
 #[test]
 fn a_range_walk_never_skips_a_key_being_replaced() {
+    use std::ops::Bound::{Excluded, Unbounded};
     let keys: Vec<String> = (0..8).map(|index| format!("key-{index}")).collect();
     let (walks, short) = race(&keys, |shared| {
         let mut seen = 0;
-        let mut cursor = shared.next_after(None);
-        while let Some(entry) = cursor {
+        let mut cursor = shared.seek(Unbounded);
+        while let Some(at) = cursor {
             seen += 1;
-            cursor = shared.next_after(Some(entry.key_bytes()));
+            cursor = shared.seek(Excluded(at.key().key_bytes()));
         }
         seen == 8
     });

@@ -17,7 +17,7 @@
 //! A reader that misses checks the counter: if a replace started or ran during its
 //! lookup it looks again. Hits never retry and pay one load of the counter; the
 //! layout stays one allocation per entry with nothing added per key. A range walk
-//! (prefix scans) uses the same check per step (`next_after`), so it cannot skip a
+//! (scans) uses the same check per step (`seek`, `step`), so it cannot skip a
 //! key being replaced either.
 //!
 //! ## Why intents
@@ -213,16 +213,9 @@ impl Shared {
         }
     }
 
-    /// The first entry whose key is strictly after `key` (or the first of all for
-    /// `None`), never skipping a key that a concurrent replace has briefly unlinked.
-    /// Expiry is the caller's to judge.
-    pub fn next_after(&self, key: Option<&[u8]>) -> Option<Entry> {
-        let from = key.map_or(Bound::Unbounded, Bound::Excluded);
-        self.seek(from).map(|found| found.key().clone())
-    }
-
-    /// Where an ordered walk starts: the first entry at or after `from`, as
-    /// `next_after`.
+    /// Where an ordered walk starts: the first entry at or after `from`, never
+    /// skipping a key that a concurrent replace has briefly unlinked. Expiry is
+    /// the caller's to judge.
     pub fn seek(&self, from: Bound<&[u8]>) -> Option<Cursor<'_>> {
         // Unlike a lookup, a search that found something may still have skipped a
         // closer key being replaced: only an undisturbed search counts.
