@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import ensure_wrk, free_port, wait_port  # noqa: E402  (benches/load.py)
+from load import cpu_seconds, ensure_wrk, free_port, wait_port  # noqa: E402  (benches/load.py)
 
 WRK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk")
 SCENARIOS = {
@@ -49,11 +49,6 @@ def start(binary, tmp_name):
         conn.getresponse().read()
     conn.close()
     return process, port
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run(process, port, script, env):

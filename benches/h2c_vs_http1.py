@@ -19,7 +19,6 @@ Installs oha with `cargo install oha --locked` if it is missing. Loopback only.
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -27,18 +26,12 @@ import tempfile
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import free_port, wait_port  # noqa: E402  (benches/load.py)
+from load import free_port, oha_binary, wait_port  # noqa: E402  (benches/load.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VALUE = '{"name":"Alice","age":30,"tags":["a","b"]}'
 KEYS = 10_000
 
-
-def oha_binary():
-    found = shutil.which("oha") or os.path.expanduser("~/.cargo/bin/oha")
-    if not os.path.exists(found):
-        subprocess.run(["cargo", "install", "oha", "--locked"], check=True)
-    return found
 
 
 def preload(port):

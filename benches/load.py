@@ -49,6 +49,35 @@ def ensure_wrk():
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
 
 
+def oha_binary():
+    """oha's path, installed with `cargo install oha --locked` if missing."""
+    found = shutil.which("oha") or os.path.expanduser("~/.cargo/bin/oha")
+    if not os.path.exists(found):
+        subprocess.run(["cargo", "install", "oha", "--locked"], check=True)
+    return found
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of process `pid` so far (all its threads)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_pinned(binary, toml):
+    """`binary` on a free port with one HTTP worker, pinned to CPU 0, its output
+    discarded, with `toml` added to its config; answers (process, port)."""
+    port = free_port()
+    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    config.write(f'[server]\nport = {port}\nworkers = 1\n{toml}\n[log]\nlevel = "warn"\n')
+    config.close()
+    server = subprocess.Popen(["taskset", "-c", "0", binary, "--config", config.name],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port, process=server)
+    os.unlink(config.name)
+    return server, port
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -37,24 +37,17 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import ensure_wrk, free_port, stats, wait_port  # noqa: E402  (benches/load.py)
+from load import cpu_seconds, ensure_wrk, start_pinned, stats  # noqa: E402  (benches/load.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VALUE = {"name": "Alice", "age": 30, "tags": ["a", "b"]}
 KEYS = 1_000_000
 
-
-def cpu_seconds(pid):
-    """User + system CPU time of process `pid` so far (all its threads)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def key(index):
@@ -66,16 +59,8 @@ def cursor(index):
 
 
 def start(binary, partitions):
-    port = free_port()
-    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-    config.write(f'[server]\nport = {port}\nworkers = 1\n[store]\npartitions = {partitions}\n'
-                 f'capacity = 2000000\nmax_memory = "2GiB"\n[log]\nlevel = "warn"\n')
-    config.close()
-    server = subprocess.Popen(["taskset", "-c", "0", binary, "--config", config.name],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, process=server)
-    os.unlink(config.name)
-    return server, port
+    return start_pinned(binary, f'[store]\npartitions = {partitions}\ncapacity = 2000000\n'
+                                'max_memory = "2GiB"\n')
 
 
 def preload(port, keys, per_batch=1000, connections=4):

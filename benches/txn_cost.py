@@ -45,7 +45,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import ensure_wrk, free_port, preload, stats, wait_port  # noqa: E402  (benches/load.py)
+from load import (  # noqa: E402  (benches/load.py)
+    cpu_seconds, ensure_wrk, oha_binary, preload, start_pinned, stats)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "benches")
@@ -63,31 +63,10 @@ ACCOUNTS = 512
 VALUE = {"name": "Alice", "age": 30, "tags": ["a", "b"]}
 
 
-def oha_binary():
-    found = shutil.which("oha") or os.path.expanduser("~/.cargo/bin/oha")
-    if not os.path.exists(found):
-        subprocess.run(["cargo", "install", "oha", "--locked"], check=True)
-    return found
-
 
 def start(binary, partitions):
-    port = free_port()
-    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-    config.write(f'[server]\nport = {port}\nworkers = 1\n[store]\npartitions = {partitions}\n'
-                 f'[log]\nlevel = "warn"\n')
-    config.close()
-    server = subprocess.Popen(["taskset", "-c", "0", binary, "--config", config.name],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, process=server)
-    os.unlink(config.name)
-    return server, port
+    return start_pinned(binary, f"[store]\npartitions = {partitions}\n")
 
-
-def cpu_seconds(pid):
-    """User + system CPU time of process `pid` so far (all its threads)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def call(url, method, path, body=None):
