@@ -38,15 +38,13 @@ wrk is installed from apt if missing. Loopback only, bounded by rounds x 4 x dur
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import cpu_seconds, ensure_wrk, preload, start_pinned, stats  # noqa: E402  (benches/load.py)
+from load import cpu_seconds, ensure_wrk, preload, start_pinned, stats, wrk_counts  # noqa: E402  (benches/load.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "benches")
@@ -66,18 +64,8 @@ def counted(snapshot, kind):
 
 
 def wrk(url, script, env, seconds, connections):
-    environment = dict(os.environ, KEYS=str(KEYS), PATH_FMT="/v1/kv/%s", MODE="native")
-    environment.update(env)
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-               "--latency", "-s", os.path.join(HERE, "wrk", f"{script}.lua"), url]
-    output = subprocess.run(command, capture_output=True, text=True, env=environment,
-                            check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"(\d+) requests in", output).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
-    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return rate, total, p99_ms, int(bad.group(1)) if bad else 0
+    environment = dict(os.environ, KEYS=str(KEYS), PATH_FMT="/v1/kv/%s", MODE="native", **env)
+    return wrk_counts(url, seconds, connections, script, environment)
 
 
 def sanity(url, size):

@@ -154,14 +154,24 @@ def preload(port, keys, ttl_spread=None, connections=16):
 def wrk(url, script, keys, seconds=8, connections=64, env=None):
     environment = dict(os.environ, KEYS=str(keys), PATH_FMT="/v1/kv/%s", MODE="native")
     environment.update(env or {})
+    rate, _, p99_ms, bad = wrk_counts(url, seconds, connections, script, environment)
+    return rate, p99_ms, bad
+
+
+def wrk_counts(url, seconds, connections=64, script=None, env=None):
+    """One wrk run on CPU 1 (one thread, `script` from benches/wrk/ if given);
+    answers (requests/s, requests, p99 in ms, non-2xx answers)."""
     command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-               "--latency", "-s", os.path.join(HERE, "wrk", f"{script}.lua"), url]
-    output = subprocess.run(command, capture_output=True, text=True, env=environment).stdout
+               "--latency"]
+    if script:
+        command += ["-s", os.path.join(HERE, "wrk", f"{script}.lua")]
+    output = subprocess.run(command + [url], capture_output=True, text=True, env=env).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    total = int(re.search(r"(\d+) requests in", output).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
     p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return rate, p99_ms, int(bad.group(1)) if bad else 0
+    return rate, total, p99_ms, int(bad.group(1)) if bad else 0
 
 
 def report(name, rate, p99, bad):

@@ -33,16 +33,14 @@ import argparse
 import http.client
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import cpu_seconds, ensure_wrk, start_pinned, stats  # noqa: E402  (benches/load.py)
+from load import cpu_seconds, ensure_wrk, start_pinned, stats, wrk_counts  # noqa: E402  (benches/load.py)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VALUE = {"name": "Alice", "age": 30, "tags": ["a", "b"]}
@@ -101,15 +99,7 @@ def check(url, path, first, limit):
 
 
 def wrk(url, seconds, connections):
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-               "--latency", url]
-    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"(\d+) requests in", output).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
-    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return rate, total, p99_ms, int(bad.group(1)) if bad else 0
+    return wrk_counts(url, seconds, connections)
 
 
 def main():

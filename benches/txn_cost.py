@@ -44,7 +44,6 @@ bounded by rounds x 9 x duration.
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from load import (  # noqa: E402  (benches/load.py)
-    cpu_seconds, ensure_wrk, oha_binary, preload, start_pinned, stats)
+    cpu_seconds, ensure_wrk, oha_binary, preload, start_pinned, stats, wrk_counts)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "benches")
@@ -107,18 +106,8 @@ def pair_up(where):
 
 
 def wrk(url, script, env, seconds, connections=64):
-    environment = dict(os.environ, KEYS=str(KEYS), PATH_FMT="/v1/kv/%s", MODE="native")
-    environment.update(env)
-    command = ["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-               "--latency", "-s", os.path.join(HERE, "wrk", f"{script}.lua"), url]
-    output = subprocess.run(command, capture_output=True, text=True, env=environment,
-                            check=True).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    total = int(re.search(r"(\d+) requests in", output).group(1))
-    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", output)
-    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return rate, total, p99_ms, int(bad.group(1)) if bad else 0
+    environment = dict(os.environ, KEYS=str(KEYS), PATH_FMT="/v1/kv/%s", MODE="native", **env)
+    return wrk_counts(url, seconds, connections, script, environment)
 
 
 def background(oha, url, route, bodies, rate, seconds):
