@@ -54,12 +54,11 @@ impl Store {
         let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
         let now = self.now();
         let mut written: HashSet<Box<[u8]>> = HashSet::new();
-        let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
+        let mut sent = Vec::with_capacity(ops.len());
         for (index, op) in ops.into_iter().enumerate() {
-            let partition = self.inner.router.partition_of(op.key());
             match &op {
                 Op::Get { key } if !written.contains(key.as_bytes()) => {
-                    let shared = &self.inner.partitions[partition].shared;
+                    let shared = &self.partition(key.as_bytes()).shared;
                     outcomes[index] = Some(found(shared.get(key, now)));
                     continue;
                 }
@@ -68,9 +67,10 @@ impl Store {
                     written.insert(op.key().into());
                 }
             }
-            groups.entry(partition).or_default().push((index, op));
+            sent.push((index, op));
         }
-        let sends = groups
+        let sends = self
+            .by_partition(sent.into_iter())
             .into_iter()
             .map(|(partition, ops)| self.apply_on(partition, None, ops, None));
         for (index, outcome) in join_all(sends).await.into_iter().flatten() {
