@@ -549,3 +549,70 @@ fn a_replica_presents_the_token() {
         replica.request("GET", "/kv/k", &bearer, None).status == 200
     });
 }
+
+/// A transaction on the primary lands on a replica as a whole: auditors on the
+/// replica, each reading every account in one read-only transaction, never see
+/// a transfer half applied, though the replica splits the keys over other
+/// partitions. Red when the replica applies a transaction's changes one by one
+/// (as it did when the stream carried only the writes).
+#[test]
+fn a_replica_applies_each_transaction_as_a_whole() {
+    const ACCOUNTS: usize = 8;
+    const START: i64 = 100;
+    let primary = TestServer::start("[store]\npartitions = 8\n[server]\nworkers = 2");
+    let replica = replica_of(&primary, "[store]\npartitions = 3\n[server]\nworkers = 2");
+    let mut balances = [START; ACCOUNTS];
+    for i in 0..ACCOUNTS {
+        put(&primary, &format!("acct{i}"), &json!(START));
+    }
+    caught_up(&primary, &replica);
+    let txn = |server: &TestServer, body: Value| {
+        let json = [("Content-Type", "application/json")];
+        let body = body.to_string();
+        let reply = server.request("POST", "/v1/txn", &json, Some(body.as_bytes()));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.json()
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let audits = std::sync::atomic::AtomicUsize::new(0);
+    thread::scope(|scope| {
+        for _ in 0..2 {
+            let (replica, stop, audits) = (&replica, &stop, &audits);
+            scope.spawn(move || {
+                let gets: Vec<Value> = (0..ACCOUNTS)
+                    .map(|i| json!({"op": "get", "key": format!("acct{i}")}))
+                    .collect();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let done = txn(replica, json!({ "success": gets }));
+                    let results = done["results"].as_array().unwrap();
+                    let total: i64 = results.iter().map(|r| r["value"].as_i64().unwrap()).sum();
+                    assert_eq!(total, START * ACCOUNTS as i64, "an audit saw {results:?}");
+                    audits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        for round in 0..600 {
+            let (from, to) = (round % ACCOUNTS, (round * 3 + 1) % ACCOUNTS);
+            if from == to {
+                continue;
+            }
+            let amount = 1 + (round as i64 % 7);
+            balances[from] -= amount;
+            balances[to] += amount;
+            let body = json!({"success": [
+                {"op": "put", "key": format!("acct{from}"), "value": balances[from]},
+                {"op": "put", "key": format!("acct{to}"), "value": balances[to]},
+            ]});
+            txn(&primary, body);
+        }
+        caught_up(&primary, &replica);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    same_data(
+        &primary,
+        &replica,
+        (0..ACCOUNTS).map(|i| format!("acct{i}")),
+    );
+    let audits = audits.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(audits > 50, "only {audits} audits ran");
+}

@@ -75,6 +75,7 @@ pub enum Record<'a> {
     /// The records up to the `TxnCommit` with the same `id` are this partition's part
     /// of transaction `id`, which has `parts` such parts (one per partition it wrote):
     /// applied only if every part is complete, or if `id` is below a `TxnFloor`.
+    /// In the replication stream a transaction is one run of records (`parts` 1).
     TxnBegin { id: u64, parts: u32 },
     /// Ends this partition's part of transaction `id`; `records` counts the records
     /// between begin and commit, so a reader can tell a complete part from a torn one.

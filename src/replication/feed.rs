@@ -8,11 +8,17 @@
 //! histories share positions and a promoted replica's other replicas resume from
 //! it (PSYNC2).
 //!
+//! A transaction's parts are kept aside as their partitions record them, and
+//! appended as one run (`TxnBegin`, its changes, `TxnCommit`) once every part is
+//! applied, before its partitions are released: a replica applies the run as a
+//! whole, and no later change of the transaction's keys can precede it.
+//!
 //! Streams wait for new records on a `Notify`. A partition wakes it only when a
 //! stream said it waits (`waiting`), so a busy primary pays an atomic swap per
 //! change, not a wake-up.
 
 use std::{
+    collections::HashMap,
     sync::{
         Mutex, MutexGuard,
         atomic::{AtomicBool, Ordering::SeqCst},
@@ -24,7 +30,10 @@ use tokio::sync::Notify;
 
 use super::backlog::{Backlog, Gone, Position};
 use crate::{
-    persist::{change_record, record},
+    persist::{
+        change_record,
+        record::{self, Record},
+    },
     store::{StoreClock, Tap, journal::Change},
 };
 
@@ -36,6 +45,9 @@ pub struct Feed {
     backlog: Mutex<Backlog>,
     /// Turns deadlines into the absolute times records carry.
     clock: StoreClock,
+    /// Transactions' changes recorded by their partitions, by transaction id,
+    /// until `txn_done` appends them in one run.
+    parts: Mutex<HashMap<u64, Pending>>,
     /// A stream waits for records past the head.
     waiting: AtomicBool,
     arrived: Notify,
@@ -47,6 +59,7 @@ impl Feed {
             tapping: AtomicBool::new(false),
             backlog: Mutex::new(Backlog::new(limit, Position::default())),
             clock,
+            parts: Mutex::new(HashMap::new()),
             waiting: AtomicBool::new(false),
             arrived: Notify::new(),
         }
@@ -115,15 +128,41 @@ impl Tap for Feed {
     }
 
     fn record(&self, change: &Change) {
-        // A transaction's log markers are for recovery; the stream carries its
-        // writes (a replica applies them one by one, see the README).
-        if let Change::TxnBegin { .. } | Change::TxnCommit { .. } | Change::TxnFloor { .. } = change
-        {
-            return;
-        }
         let record = change_record(change, &self.clock);
         self.lock()
             .append_with(1, |out| record::encode(&record, out));
         self.wake();
     }
+
+    fn record_in(&self, txn: u64, change: &Change) {
+        let record = change_record(change, &self.clock);
+        let mut parts = self.parts.lock().expect("not poisoned");
+        let part = parts.entry(txn).or_default();
+        record::encode(&record, &mut part.frames);
+        part.records += 1;
+    }
+
+    /// Appends the transaction's changes as one run, `TxnBegin` to `TxnCommit`,
+    /// which a replica applies as a whole.
+    fn txn_done(&self, txn: u64) {
+        let Some(part) = self.parts.lock().expect("not poisoned").remove(&txn) else {
+            return; // it changed nothing (or nothing while tapping was on)
+        };
+        let begin = Record::TxnBegin { id: txn, parts: 1 };
+        let records = u32::try_from(part.records).unwrap_or(u32::MAX);
+        let commit = Record::TxnCommit { id: txn, records };
+        self.lock().append_with(part.records + 2, |out| {
+            record::encode(&begin, out);
+            out.extend_from_slice(&part.frames);
+            record::encode(&commit, out);
+        });
+        self.wake();
+    }
+}
+
+/// A transaction's changes recorded so far, encoded.
+#[derive(Debug, Default)]
+struct Pending {
+    frames: Vec<u8>,
+    records: u64,
 }

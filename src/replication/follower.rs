@@ -6,7 +6,9 @@
 //! hands each batch of records to the partitions (`Store::apply`) and awaits them,
 //! with their log records when the replica persists. Only then does it append the
 //! records to its own backlog and count its position, so a position names changes
-//! that are applied (and, with persistence on, written).
+//! that are applied (and, with persistence on, written). A transaction's run of
+//! records is applied once all of it has arrived, as a transaction of this node's
+//! own (`Store::apply_txn`), so its readers never see part of one.
 //!
 //! A promotion or a `follow` elsewhere bumps `Replication::gate`: a batch is
 //! applied under the gate, so once the bump is done no batch of the old stream
@@ -167,6 +169,7 @@ impl<'a> Session<'a> {
     }
 
     /// Applies the whole records at the start of `buf`; answers the bytes used.
+    /// A transaction is applied once all of it has arrived, as a whole.
     async fn consume(&mut self, buf: &[u8]) -> Result<usize, String> {
         let mut batch = Batch::default();
         let mut used = 0;
@@ -177,7 +180,6 @@ impl<'a> Session<'a> {
                 Err(error) => return Err(format!("bad record from the primary: {error:?}")),
             };
             let frame = &buf[used..used + len];
-            used += len;
             match record {
                 Record::Synced { position, bytes } => {
                     self.apply(std::mem::take(&mut batch)).await?;
@@ -195,13 +197,54 @@ impl<'a> Session<'a> {
                     });
                 }
                 Record::Put { .. } | Record::Remove { .. } => batch.add(self, record, frame),
-                // The stream carries a transaction's writes, not its log markers.
-                Record::TxnBegin { .. } | Record::TxnCommit { .. } | Record::TxnFloor { .. } => {}
+                Record::TxnBegin { id, .. } => {
+                    let Some((txn, txn_len)) = self.whole_txn(&buf[used..], id)? else {
+                        break; // the rest of it is still on its way
+                    };
+                    self.apply(std::mem::take(&mut batch)).await?;
+                    self.apply(txn).await?;
+                    used += txn_len;
+                    continue;
+                }
+                Record::TxnCommit { .. } | Record::TxnFloor { .. } => {
+                    return Err(format!("unexpected record from the primary: {record:?}"));
+                }
             }
+            used += len;
         }
         self.apply(batch).await?;
         self.replication.heard_self();
         Ok(used)
+    }
+
+    /// Transaction `id`'s changes, from its `TxnBegin` at the start of `buf` to its
+    /// `TxnCommit`, and the bytes they take; `None` when `buf` ends before that.
+    fn whole_txn(&self, buf: &[u8], id: u64) -> Result<Option<(Batch, usize)>, String> {
+        let mut txn = Batch {
+            whole: true,
+            ..Batch::default()
+        };
+        let mut used = 0;
+        loop {
+            let (record, len) = match record::decode(&buf[used..]) {
+                Ok(decoded) => decoded,
+                Err(DecodeError::Incomplete) => return Ok(None),
+                Err(error) => return Err(format!("bad record from the primary: {error:?}")),
+            };
+            let frame = &buf[used..used + len];
+            used += len;
+            match record {
+                Record::TxnBegin { id: begun, .. } if begun == id && used == len => {
+                    txn.keep(self, frame);
+                }
+                Record::Put { .. } | Record::Remove { .. } => txn.add(self, record, frame),
+                Record::TxnCommit { id: ended, .. } if ended == id => {
+                    txn.keep(self, frame);
+                    return Ok(Some((txn, used)));
+                }
+                other => return Err(format!("transaction {id} broken by {other:?}")),
+            }
+        }
     }
 
     /// The full copy is complete: the history goes on from `at`.
@@ -229,17 +272,18 @@ impl<'a> Session<'a> {
             return Err("stopped".into());
         }
         let count = batch.changes.len() as u64;
-        replication
-            .store
-            .apply(batch.changes)
-            .await
-            .map_err(|e| e.to_string())?;
+        let store = &replication.store;
+        match batch.whole {
+            true => store.apply_txn(batch.changes).await,
+            false => store.apply(batch.changes).await,
+        }
+        .map_err(|e| e.to_string())?;
         replication
             .max_version
             .fetch_max(batch.max_version, Relaxed);
         replication.counters.applied.add(count);
         if !self.copying {
-            replication.feed.append(&batch.frames, count);
+            replication.feed.append(&batch.frames, batch.records);
         }
         drop(gate);
         if !self.copying && self.saved_at.elapsed() >= SAVE_INTERVAL {
@@ -267,17 +311,33 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Records decoded from one read, applied together.
+/// Records decoded from one read, applied together; or one transaction's,
+/// applied as a whole.
 #[derive(Default)]
 struct Batch {
     changes: Vec<Replica>,
-    /// The same records, framed, for this node's backlog.
+    /// The same records, framed, for this node's backlog (with a transaction's
+    /// begin and commit), and how many.
     frames: Vec<u8>,
+    records: u64,
     max_version: u64,
+    /// One transaction: readers see all of it or none.
+    whole: bool,
 }
 
 impl Batch {
+    /// Keeps a record for this node's backlog (not during a full copy, whose
+    /// history starts at `Synced`).
+    fn keep(&mut self, session: &Session<'_>, frame: &[u8]) {
+        if !session.copying {
+            self.frames.extend_from_slice(frame);
+            self.records += 1;
+        }
+    }
+
     fn add(&mut self, session: &Session<'_>, record: Record<'_>, frame: &[u8]) {
+        // Kept even when skipped, so this node's positions stay its primary's.
+        self.keep(session, frame);
         let change = match record {
             Record::Put {
                 key,
@@ -311,8 +371,5 @@ impl Batch {
             _ => return,
         };
         self.changes.push(change);
-        if !session.copying {
-            self.frames.extend_from_slice(frame);
-        }
     }
 }

@@ -13,7 +13,8 @@
 //! partition, each write recorded as an intent (see `shared`), then sets its commit
 //! flag, which makes all its writes visible to readers at once, and releases the
 //! partitions. It runs as its own task, so a client that leaves mid-way cannot
-//! leave partitions held.
+//! leave partitions held. A replica applies its primary's transactions the same
+//! way (`apply_txn`), with the primary's changes in place of ops.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -28,7 +29,8 @@ use futures_util::future::join_all;
 use tokio::sync::oneshot;
 
 use super::{
-    Store, StoreError,
+    Replica, Store, StoreError,
+    messages::Replay,
     op::{Apply, Compare, Lock, Op, Outcome, Release, TxnMark},
     partition::Partition,
 };
@@ -70,7 +72,7 @@ impl Store {
             sent.push((index, op));
         }
         let sends = self
-            .by_partition(sent.into_iter())
+            .by_partition(sent.into_iter(), |(_, op)| op.key())
             .into_iter()
             .map(|(partition, ops)| self.apply_on(partition, None, ops, None));
         for (index, outcome) in join_all(sends).await.into_iter().flatten() {
@@ -125,6 +127,7 @@ impl Store {
         // Every part is applied, and written: the logs hold it whole. Closed before
         // the release, so no snapshot of these partitions can count it open.
         ledger.close(id);
+        self.txn_done(id);
         release(&held, id);
         Ok(TxnDone {
             succeeded,
@@ -132,8 +135,57 @@ impl Store {
         })
     }
 
+    /// Tells replication that transaction `id` is applied everywhere, so its
+    /// changes go to the replicas together.
+    fn txn_done(&self, id: u64) {
+        if let Some(replicated) = &self.inner.replicated {
+            replicated.tap.txn_done(id);
+        }
+    }
+
+    /// Applies one of a primary's transactions (a replica's stream) as a whole:
+    /// every partition it touches is held, its parts are framed in this node's
+    /// logs, and readers see all of its changes at once, as a client transaction's.
+    pub async fn apply_txn(&self, changes: Vec<Replica>) -> Result<(), StoreError> {
+        let ledger = &self.inner.health.txns;
+        let id = ledger.open();
+        let groups = self.by_partition(changes.into_iter(), Replica::key);
+        let held = match self.hold(groups.keys().copied().collect(), id).await {
+            Ok(held) => held,
+            Err(error) => {
+                ledger.close(id);
+                return Err(error);
+            }
+        };
+        let mark = TxnMark {
+            id,
+            parts: u32::try_from(groups.len()).expect("at most one part per partition"),
+            committed: Arc::new(AtomicBool::new(false)),
+        };
+        let sends = groups.into_iter().map(|(partition, changes)| {
+            let txn = Some(mark.clone());
+            held[&partition].send(Replay { changes, txn })
+        });
+        let mut tickets = Vec::new();
+        let mut applied = Ok(());
+        for reply in join_all(sends).await {
+            match reply.map_err(StoreError::from) {
+                Ok(reply) => match reply.get().await {
+                    Some(ticket) => tickets.extend(ticket),
+                    None => applied = Err(StoreError::Unavailable),
+                },
+                Err(error) => applied = Err(error),
+            }
+        }
+        let applied = applied.and(super::settle_tickets(tickets).await);
+        mark.committed.store(true, SeqCst);
+        ledger.close(id);
+        release(&held, id);
+        applied
+    }
+
     /// Takes every partition `txn` may touch (its compares' and both branches'
-    /// keys), in ascending order; on failure, lets go of those it took.
+    /// keys); on failure, lets go of those it took.
     async fn lock_all(&self, txn: &Txn, id: u64) -> Result<Held, StoreError> {
         let router = &self.inner.router;
         let keys = txn.compares.iter().map(|(key, _)| key.as_bytes());
@@ -141,6 +193,14 @@ impl Store {
         let mut partitions: Vec<usize> = keys.map(|key| router.partition_of(key)).collect();
         partitions.sort_unstable();
         partitions.dedup();
+        self.hold(partitions, id).await
+    }
+
+    /// Takes `partitions` for transaction `id`, in ascending order (so two
+    /// transactions never wait on each other in a cycle); on failure, lets go of
+    /// those it took.
+    pub(super) async fn hold(&self, partitions: Vec<usize>, id: u64) -> Result<Held, StoreError> {
+        debug_assert!(partitions.is_sorted(), "taken in ascending order");
         let mut held = Held::new();
         for partition in partitions {
             match self.lock(partition, id).await {
@@ -166,7 +226,7 @@ impl Store {
         held: &Held,
     ) -> Result<Vec<Outcome>, StoreError> {
         let count = ops.len();
-        let groups = self.by_partition(ops.into_iter().enumerate());
+        let groups = self.by_partition(ops.into_iter().enumerate(), |(_, op)| op.key());
         let writing = groups
             .values()
             .filter(|ops| ops.iter().any(|(_, op)| op.is_write()));
@@ -199,15 +259,16 @@ impl Store {
             .collect())
     }
 
-    /// `ops` (with their indexes) grouped by their keys' partitions, in order.
-    fn by_partition(
+    /// `items` grouped by their keys' partitions, in order.
+    pub(super) fn by_partition<T>(
         &self,
-        ops: impl Iterator<Item = (usize, Op)>,
-    ) -> BTreeMap<usize, Vec<(usize, Op)>> {
-        let mut groups: BTreeMap<usize, Vec<(usize, Op)>> = BTreeMap::new();
-        for (index, op) in ops {
-            let partition = self.inner.router.partition_of(op.key());
-            groups.entry(partition).or_default().push((index, op));
+        items: impl Iterator<Item = T>,
+        key: impl Fn(&T) -> &[u8],
+    ) -> BTreeMap<usize, Vec<T>> {
+        let mut groups: BTreeMap<usize, Vec<T>> = BTreeMap::new();
+        for item in items {
+            let partition = self.inner.router.partition_of(key(&item));
+            groups.entry(partition).or_default().push(item);
         }
         groups
     }
@@ -280,7 +341,7 @@ fn found(entry: Option<super::Entry>) -> Outcome {
 type Held = BTreeMap<usize, Arc<Addr<Partition>>>;
 
 /// Lets every partition `held` go (its intents published, its queue run).
-fn release(held: &Held, id: u64) {
+pub(super) fn release(held: &Held, id: u64) {
     for addr in held.values() {
         addr.do_send(Release { txn: id });
     }

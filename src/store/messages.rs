@@ -125,10 +125,16 @@ pub struct Delete {
     pub precondition: Precondition,
 }
 
-/// Apply changes as the primary made them (a replica's stream), in order.
+/// Apply changes as the primary made them (a replica's stream), in order. With
+/// `txn`, they are this partition's part of one of the primary's transactions:
+/// the partition is held for it and readers see the part only once it commits.
+/// Without, a partition held by a (read-only) transaction queues them.
 #[derive(Debug, Message)]
-#[rtype(result = "Option<Durable>")]
-pub struct Replay(pub Vec<super::tap::Replica>);
+#[rtype(result = "Reply<Option<Durable>>")]
+pub struct Replay {
+    pub changes: Vec<super::tap::Replica>,
+    pub txn: Option<super::op::TxnMark>,
+}
 
 /// Remove every entry (a replica starting a full copy). Answers once done, with
 /// the ticket for the removals' records.

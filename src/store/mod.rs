@@ -399,24 +399,18 @@ impl Store {
     /// partition, in order per partition; answers once all are applied and, with
     /// persistence on, their records safe.
     pub async fn apply(&self, changes: Vec<Replica>) -> Result<(), StoreError> {
-        let count = self.inner.partitions.len();
-        let mut split: Vec<Vec<Replica>> = (0..count).map(|_| Vec::new()).collect();
-        for change in changes {
-            let key = match &change {
-                Replica::Put { entry, .. } => entry.key_bytes(),
-                Replica::Remove { key, .. } => key,
-            };
-            split[self.inner.router.partition_of(key)].push(change);
-        }
         // Sent to every partition first, then awaited: the partitions apply in parallel.
         let mut replies = Vec::new();
-        for (index, changes) in split.into_iter().enumerate() {
-            if !changes.is_empty() {
-                let actor = self.actor(&self.inner.partitions[index]).await?;
-                replies.push(actor.send(Replay(changes)));
-            }
+        for (index, changes) in self.by_partition(changes.into_iter(), Replica::key) {
+            let actor = self.actor(&self.inner.partitions[index]).await?;
+            replies.push(actor.send(Replay { changes, txn: None }));
         }
-        self.settle(replies).await
+        let mut tickets = Vec::new();
+        for reply in replies {
+            let reply = reply.await?.get().await;
+            tickets.extend(reply.ok_or(StoreError::Unavailable)?);
+        }
+        settle_tickets(tickets).await
     }
 
     /// Removes every entry (a replica starting a full copy).
@@ -454,13 +448,7 @@ impl Store {
         for reply in replies {
             tickets.extend(reply.await?);
         }
-        for ticket in tickets {
-            ticket
-                .wait()
-                .await
-                .map_err(|refused| StoreError::Refused(refused.0))?;
-        }
-        Ok(())
+        settle_tickets(tickets).await
     }
 
     /// Up to `limit` live entries of `partition` whose keys sort after `after`
@@ -564,6 +552,17 @@ pub fn split_limits(config: &StoreConfig, count: usize) -> Vec<Limits> {
             eviction: config.eviction,
         })
         .collect()
+}
+
+/// Waits until the records behind `tickets` are safe.
+async fn settle_tickets(tickets: Vec<journal::Durable>) -> Result<(), StoreError> {
+    for ticket in tickets {
+        ticket
+            .wait()
+            .await
+            .map_err(|refused| StoreError::Refused(refused.0))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -65,6 +65,7 @@ enum Waiting {
     Delete(Delete, oneshot::Sender<Applied<Option<u64>>>),
     Apply(Apply, oneshot::Sender<op::Applied>),
     Lock(u64, oneshot::Sender<()>),
+    Replay(Replay, oneshot::Sender<Option<Durable>>),
 }
 
 impl Partition {
@@ -127,6 +128,22 @@ impl Partition {
         (outcomes, self.commit())
     }
 
+    /// Applies a primary's changes; under a transaction, as this partition's part
+    /// of it (framed in the journal, invisible to readers until its commit).
+    fn replay(&mut self, replay: Replay) -> Option<Durable> {
+        let txn = replay.txn.as_ref();
+        self.change(|state, now| {
+            let from = txn.and_then(|txn| state.open_part(txn.id, txn.parts));
+            for change in replay.changes {
+                state.apply(change, now, txn.map(|txn| &txn.committed));
+            }
+            if let Some(txn) = txn {
+                state.close_part(txn.id, from);
+            }
+        });
+        self.commit()
+    }
+
     /// Runs what waited for the transaction that just released the partition,
     /// until one of them is another transaction's lock.
     fn run_waiting(&mut self) {
@@ -145,6 +162,9 @@ impl Partition {
                 }
                 Waiting::Apply(apply, reply) => {
                     let _ = reply.send(self.apply(apply));
+                }
+                Waiting::Replay(replay, reply) => {
+                    let _ = reply.send(self.replay(replay));
                 }
                 Waiting::Lock(txn, reply) => {
                     // A transaction that gave up waiting holds nothing: skip it.
@@ -345,15 +365,22 @@ impl Handler<Release> for Partition {
 }
 
 impl Handler<Replay> for Partition {
-    type Result = Option<Durable>;
+    type Result = MessageResult<Replay>;
 
     fn handle(&mut self, replay: Replay, _: &mut Self::Context) -> Self::Result {
-        self.change(|state, now| {
-            for change in replay.0 {
-                state.apply(change, now);
+        let holder = replay.txn.as_ref().map(|txn| txn.id);
+        MessageResult(match (holder, self.held_by) {
+            (None, None) => Reply::Now(self.replay(replay)),
+            (None, Some(_)) => self.later(|reply| Waiting::Replay(replay, reply)),
+            (Some(txn), held_by) => {
+                assert_eq!(
+                    Some(txn),
+                    held_by,
+                    "a transaction replayed without its lock"
+                );
+                Reply::Now(self.replay(replay))
             }
-        });
-        self.commit()
+        })
     }
 }
 

@@ -23,6 +23,14 @@ pub trait Tap: Send + Sync + std::fmt::Debug {
     /// it, so a change is applied before it is numbered (see `replication::stream`
     /// for why a full copy relies on that).
     fn record(&self, change: &Change);
+
+    /// Records one change of a partition's part of transaction `txn`: kept aside
+    /// until `txn_done`, so the transaction's changes go out together.
+    fn record_in(&self, txn: u64, change: &Change);
+
+    /// Every part of transaction `txn` is applied (called before its partitions are
+    /// released, so no later change of its keys is recorded before it).
+    fn txn_done(&self, txn: u64);
 }
 
 /// The store-wide replication state every partition shares.
@@ -98,4 +106,13 @@ pub enum Replica {
         key: Box<[u8]>,
         cause: super::journal::Cause,
     },
+}
+
+impl Replica {
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Replica::Put { entry, .. } => entry.key_bytes(),
+            Replica::Remove { key, .. } => key,
+        }
+    }
 }

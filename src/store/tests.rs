@@ -548,6 +548,59 @@ fn partitions_without_a_running_actor_are_reported_until_adopted() {
     });
 }
 
+/// A replica's stream waits behind a transaction holding the partition (so a
+/// read-only one reads one state); a replayed transaction applies on every
+/// partition it touches and lets them go (the HTTP test checks it lands whole).
+#[test]
+fn replays_wait_for_a_held_partition() {
+    let system = actix::System::new();
+    system.block_on(async {
+        let config = StoreConfig {
+            capacity: 4096,
+            partitions: 2,
+            placement: crate::config::Placement::Arbiters,
+            ..StoreConfig::default()
+        };
+        let store = Store::start(&config, quanta::Clock::new());
+        let replica_put = |key: &str, version| Replica::Put {
+            entry: Entry::new(key, b"1"),
+            version,
+            deadline: NO_DEADLINE,
+        };
+        let partition = store.inner.router.partition_of(b"a");
+        let held = store.hold(vec![partition], 7).await.unwrap();
+        let addr = &held[&partition];
+        let replay = Replay {
+            changes: vec![replica_put("a", 1)],
+            txn: None,
+        };
+        let reply = addr.send(replay).await.unwrap();
+        assert!(
+            matches!(reply, messages::Reply::Later(_)),
+            "queued behind the hold"
+        );
+        assert!(store.get("a").is_none(), "not applied while held");
+        group::release(&held, 7);
+        reply.get().await.expect("applied once released");
+        assert!(store.get("a").is_some());
+
+        // Keys on both partitions, so the transaction has two parts.
+        let keys: Vec<String> = (0..64).map(|i| format!("t{i}")).collect();
+        let changes = keys.iter().map(|key| replica_put(key, 5)).collect();
+        store.apply_txn(changes).await.unwrap();
+        assert!(keys.iter().all(|key| store.get(key).is_some()));
+        let reply = addr.send(Replay {
+            changes: vec![replica_put("a", 9)],
+            txn: None,
+        });
+        assert!(
+            matches!(reply.await.unwrap(), messages::Reply::Now(_)),
+            "released"
+        );
+        store.stop();
+    });
+}
+
 // ---- W-TinyLFU ----
 
 /// Hot keys read many times, then a scan of 1,000 one-off keys (10x what the

@@ -76,6 +76,8 @@ pub struct PartitionState {
     walk: Option<walk::Walk>,
     /// Where changes are told when the store replicates, and whether it follows.
     replicated: Option<Arc<Replicated>>,
+    /// The transaction whose part is being applied, if one is (see `open_part`).
+    part: Option<u64>,
 }
 
 impl PartitionState {
@@ -97,6 +99,7 @@ impl PartitionState {
             journal: None,
             walk: None,
             replicated: None,
+            part: None,
         }
     }
 
@@ -151,8 +154,10 @@ impl PartitionState {
             return;
         }
         let change = change();
-        if let Some(tap) = tap {
-            tap.record(&change);
+        match (tap, self.part) {
+            (Some(tap), Some(txn)) => tap.record_in(txn, &change),
+            (Some(tap), None) => tap.record(&change),
+            (None, _) => {}
         }
         if let Some(journal) = &mut self.journal {
             journal.record(change);
@@ -278,8 +283,14 @@ impl PartitionState {
     /// Applies a change as the primary made it: its version and deadline, no
     /// expiry or eviction of its own. Recorded in the journal (a replica that
     /// persists keeps its copy), never refused.
-    pub fn apply(&mut self, change: Replica, now: u64) {
+    /// Under a transaction (`txn` is its commit flag), readers see the key's
+    /// prior entry until the commit, as for a client's transaction.
+    pub fn apply(&mut self, change: Replica, now: u64, txn: Option<&Arc<AtomicBool>>) {
         self.drain_reads();
+        if let Some(committed) = txn {
+            let key = change.key();
+            self.shared.hold(key, committed, self.shared.peek(key));
+        }
         match change {
             Replica::Put {
                 entry,
@@ -358,9 +369,11 @@ impl PartitionState {
         Ok(current_version)
     }
 
-    /// Opens this partition's part of transaction `id` (one of `parts`) in the
-    /// journal; answers where its changes start. `None` without persistence.
+    /// Opens this partition's part of transaction `id` (one of `parts`): the tap
+    /// keeps its changes together, and the journal frames them; answers where its
+    /// changes start in the journal. `None` without persistence.
     pub fn open_part(&mut self, id: u64, parts: u32) -> Option<usize> {
+        self.part = Some(id);
         let journal = self.journal.as_mut()?;
         journal.record(Change::TxnBegin { id, parts });
         Some(journal.changes_pending())
@@ -368,6 +381,7 @@ impl PartitionState {
 
     /// Closes the part `open_part` opened, counting the changes it holds.
     pub fn close_part(&mut self, id: u64, from: Option<usize>) {
+        self.part = None;
         if let (Some(from), Some(journal)) = (from, &mut self.journal) {
             let records = u32::try_from(journal.changes_pending() - from).unwrap_or(u32::MAX);
             journal.record(Change::TxnCommit { id, records });
