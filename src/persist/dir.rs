@@ -131,12 +131,7 @@ impl DataDir {
     /// Replaces `name` atomically and durably: write `name.tmp`, fsync it, rename over
     /// `name`, fsync the directory (without which the rename may not survive a crash).
     pub fn write_atomic(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        let tmp = self.file(&format!("{name}.tmp"));
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, self.file(name))?;
-        self.sync()
+        write_atomic(&self.path, name, bytes)
     }
 
     /// The names of the files in the directory, listed in the manifest or not.
@@ -207,6 +202,17 @@ fn probe_writable(dir: &Path) -> io::Result<()> {
     let probe = dir.join(PROBE_FILE);
     File::create(&probe)?;
     fs::remove_file(&probe)
+}
+
+/// Replaces `dir/name` atomically and durably (see `DataDir::write_atomic`); for
+/// the files others keep beside the logs, such as a replica's position.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(name))?;
+    File::open(dir)?.sync_all()
 }
 
 fn lock(dir: &Path) -> Result<File, DirError> {

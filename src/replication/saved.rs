@@ -5,8 +5,9 @@
 //! Saved only after the records up to the position were written to the replica's
 //! own logs, so the data on disk is never behind the saved position; it may be
 //! ahead, and re-applying a record (a put with its version, a removal) is
-//! harmless. Written to a temporary file and renamed into place, so a crash leaves
-//! the old file or the new one.
+//! harmless. Written to a temporary file, synced and renamed into place (the
+//! directory synced too), so a crash or power loss leaves the old file or the new
+//! one.
 
 use std::{io, path::Path};
 
@@ -38,7 +39,6 @@ pub fn load(dir: &Path) -> Option<Saved> {
 }
 
 pub fn store(dir: &Path, saved: &Saved) -> io::Result<()> {
-    let temp = dir.join(format!("{FILE}.tmp"));
-    std::fs::write(&temp, serde_json::to_vec(saved).map_err(io::Error::other)?)?;
-    std::fs::rename(temp, dir.join(FILE))
+    let bytes = serde_json::to_vec(saved).map_err(io::Error::other)?;
+    crate::persist::dir::write_atomic(dir, FILE, &bytes)
 }
