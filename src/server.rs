@@ -131,11 +131,12 @@ fn start_replication(
         .persistence
         .enabled()
         .then(|| config.persistence.dir.clone());
+    let tls = config.replication.primary_tls().map_err(io::Error::other)?;
     let replication = Replication::new(
         store.clone(),
         feed,
         &config.replication,
-        own.or(token),
+        (own.or(token), tls),
         saved_dir,
         Arc::clone(lifecycle),
     );

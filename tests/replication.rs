@@ -505,7 +505,7 @@ fn bad_replication_requests_get_clear_errors() {
     let bodies: [&[u8]; 5] = [
         b"",
         b"{}",
-        br#"{"primary": "https://127.0.0.1:1"}"#,
+        br#"{"primary": "ftp://127.0.0.1:1"}"#,
         br#"{"primary": "http://127.0.0.1"}"#,
         br#"{"primary": "http://h:1/path", "x": 1}"#,
     ];
@@ -615,4 +615,39 @@ fn a_replica_applies_each_transaction_as_a_whole() {
     );
     let audits = audits.load(std::sync::atomic::Ordering::Relaxed);
     assert!(audits > 50, "only {audits} audits ran");
+}
+
+/// A promoted replica that persists keeps its promotion's epoch with its data:
+/// restarted at once, it still hands out versions above the write its old
+/// primary acknowledged but never sent (its primary had restarted more often
+/// than it had). Red when the restart's epoch comes from the replica's own
+/// manifest and records alone: the key gets exactly the lost write's version.
+#[test]
+fn a_promoted_replica_keeps_versions_above_its_promotion_after_a_restart() {
+    let persisting = |dir: &tempfile::TempDir| {
+        let dir = dir.path().display();
+        format!("[store]\npartitions = 1\n[persistence]\nmode = \"aof\"\ndir = \"{dir}\"\n")
+    };
+    let primary_dir = tempfile::tempdir().unwrap();
+    // Three starts: the primary's versions are in its third epoch.
+    for _ in 0..2 {
+        drop(TestServer::start(&persisting(&primary_dir)));
+    }
+    let primary = TestServer::start(&persisting(&primary_dir));
+    let replica_dir = tempfile::tempdir().unwrap();
+    let replica = replica_of(&primary, &persisting(&replica_dir));
+    put(&primary, "a", &json!(1));
+    caught_up(&primary, &replica);
+    follow(&replica, NOWHERE);
+    let lost = put(&primary, "c", &json!("lost with the primary"));
+    drop(primary);
+    promote(&replica);
+    drop(replica);
+
+    let restarted = TestServer::start(&persisting(&replica_dir));
+    let after = put(&restarted, "c", &json!("after the restart"));
+    assert!(
+        after > lost,
+        "version {after} not above the lost write's {lost}"
+    );
 }

@@ -115,6 +115,26 @@ fn invalid_values_name_their_key() {
         ("[tls]\ncert = \"cert.pem\"", "tls.cert"),
         ("[tls]\nkey = \"key.pem\"", "tls.key"),
         ("[tls]\nclient_ca = \"ca.pem\"", "tls.client_ca"),
+        (
+            "[replication]\nprimary = \"ftp://h:1\"",
+            "replication.primary",
+        ),
+        (
+            "[replication]\nprimary = \"https://h\"",
+            "replication.primary",
+        ),
+        (
+            "[replication]\nprimary_ca_file = \"/nonexistent/ca.pem\"",
+            "replication.primary_ca_file",
+        ),
+        (
+            "[replication]\nprimary_cert_file = \"c.pem\"",
+            "replication.primary_cert_file",
+        ),
+        (
+            "[replication]\nprimary_cert_file = \"c.pem\"\nprimary_key_file = \"k.pem\"",
+            "replication.primary_ca_file",
+        ),
     ];
     for (text, key) in cases {
         let error = match Config::parse(text) {

@@ -410,7 +410,7 @@ fn replication_promote() {}
     request_body(content = FollowRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Now a replica of `primary`: writes refused from now on; it resumes from its history where the primary's backlog allows, else takes a full copy", body = ReplicationStatus),
-        (status = 400, description = "Not JSON, or `primary` is not http://host:port", body = NativeError),
+        (status = 400, description = "Not JSON, or `primary` is not http(s)://host:port", body = NativeError),
         (status = 413, description = "Body over server.max_body", body = NativeError),
         (status = 415, description = "Content-Type is not JSON", body = NativeError),
         (status = 503, description = "The store is shutting down", body = NativeError),

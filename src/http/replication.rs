@@ -44,7 +44,7 @@ pub async fn promote(req: HttpRequest, state: web::Data<AppState>) -> HttpRespon
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowRequest {
-    /// The primary to follow: `http://host:port`.
+    /// The primary to follow: `http://host:port` or `https://host:port`.
     #[schema(example = "http://127.0.0.1:8101")]
     primary: String,
 }
@@ -59,7 +59,7 @@ pub async fn follow(
         let body = input::json_body(&req, payload, &state.limits).await?;
         let request: FollowRequest = serde_json::from_slice(&body).map_err(|error| {
             ApiError::InvalidBody(format!(
-                "expected {{\"primary\": \"http://host:port\"}}: {error}"
+                "expected {{\"primary\": \"http(s)://host:port\"}}: {error}"
             ))
         })?;
         check_primary_url(&request.primary).map_err(|reason| {

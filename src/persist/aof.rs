@@ -150,6 +150,7 @@ impl Persistence for Aof {
             health,
         );
         let layout = Arc::new(Layout::new(dir, manifest));
+        let _ = health.epochs.set(Arc::downgrade(&layout) as _);
         for (index, (state, (log, next_seq))) in states.iter_mut().zip(logs).enumerate() {
             let log_bytes = replayed
                 .get(index)

@@ -14,7 +14,9 @@ use std::{
 };
 
 use super::dir::{DataDir, Manifest, PartitionFiles};
+use crate::store::journal::Epochs;
 
+#[derive(Debug)]
 pub struct Layout {
     pub dir: DataDir,
     /// This run's epoch (folded into versions; in every new file's header).
@@ -114,6 +116,24 @@ pub fn log_name(index: usize, generation: u64) -> String {
 
 pub fn snapshot_name(index: usize, generation: u64) -> String {
     format!("p{index}-{generation:06}.snap")
+}
+
+impl Epochs for Layout {
+    /// A promotion's epoch, kept so that a restart's versions start above it.
+    fn raise_to(&self, epoch: u64) -> io::Result<()> {
+        let mut manifest = self.manifest.lock().expect("not poisoned");
+        if manifest.epoch >= epoch {
+            return Ok(());
+        }
+        let kept = manifest.epoch;
+        manifest.epoch = epoch;
+        if let Err(error) = self.dir.store_manifest(&manifest) {
+            manifest.epoch = kept;
+            return Err(error);
+        }
+        self.epoch.store(epoch, Relaxed);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -108,10 +108,13 @@ impl<'a> Session<'a> {
             "{}/v1/replication/sync?id={id}&position={position}",
             self.primary.trim_end_matches('/')
         );
-        let agent = ureq::AgentBuilder::new()
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(5))
-            .timeout_read(self.replication.config.timeout)
-            .build();
+            .timeout_read(self.replication.config.timeout);
+        if let Some(tls) = &self.replication.tls {
+            agent = agent.tls_config(Arc::clone(tls));
+        }
+        let agent = agent.build();
         let mut request = agent.get(&url);
         if let Some(token) = &self.replication.token {
             request = request.set("Authorization", &format!("Bearer {token}"));

@@ -111,6 +111,8 @@ pub struct Replication {
     config: ReplicationConfig,
     /// The token a replica presents to its primary.
     token: Option<String>,
+    /// How to check an HTTPS primary (`None`: Mozilla's CAs, no client certificate).
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// Where a persisting replica saves its position (`[persistence] dir`).
     saved_dir: Option<PathBuf>,
     lifecycle: Arc<Lifecycle>,
@@ -147,7 +149,7 @@ impl Replication {
         store: Store,
         feed: Arc<Feed>,
         config: &ReplicationConfig,
-        token: Option<String>,
+        (token, tls): (Option<String>, Option<Arc<rustls::ClientConfig>>),
         saved_dir: Option<PathBuf>,
         lifecycle: Arc<Lifecycle>,
     ) -> Arc<Self> {
@@ -169,6 +171,7 @@ impl Replication {
             feed,
             config: config.clone(),
             token,
+            tls,
             saved_dir,
             lifecycle,
             role: Mutex::new(Role {
@@ -297,18 +300,20 @@ impl Replication {
         if self.role().primary.is_none() {
             return Ok(());
         }
-        *gate += 1;
         let Some(replicated) = self.store.replicated() else {
             return Ok(());
         };
         // Epochs are the versions' high bits (see `persist::aof`): the next one
         // is above anything the old primary may have handed out, even what did
-        // not reach this replica.
+        // not reach this replica. Kept on disk first, so a restart stays above it.
         let seen = self
             .max_version
             .load(Relaxed)
             .max(replicated.version_floor());
-        let floor = ((seen >> EPOCH_SHIFT) + 1) << EPOCH_SHIFT;
+        let epoch = (seen >> EPOCH_SHIFT) + 1;
+        self.store.keep_epoch(epoch)?;
+        *gate += 1;
+        let floor = epoch << EPOCH_SHIFT;
         replicated.raise_version_floor(floor);
         self.feed.set_tapping(true);
         // Every partition records before any takes a client write.

@@ -150,6 +150,15 @@ pub struct WriteHealth {
     pub counters: LogCounters,
     /// Transaction ids, and which transactions may not be whole in the logs yet.
     pub txns: TxnLedger,
+    /// Where the epoch is kept on disk, once the logs are open. Weak: the log
+    /// writers own the directory (and its lock), and release it when they stop.
+    pub epochs: std::sync::OnceLock<std::sync::Weak<dyn Epochs>>,
+}
+
+/// The epoch kept with the data: a restart's versions start in the epoch above it.
+pub trait Epochs: Send + Sync + std::fmt::Debug {
+    /// Raises the kept epoch to at least `epoch`, durably.
+    fn raise_to(&self, epoch: u64) -> std::io::Result<()>;
 }
 
 /// Upper bounds of the sync-latency buckets, in seconds: 50 µs to about 1.6 s.

@@ -387,6 +387,18 @@ impl Store {
         self.inner.replicated.as_ref().and_then(|r| r.primary())
     }
 
+    /// Keeps `epoch` with the data (persistence on), so that versions after a
+    /// restart start above it (a promotion's). Without persistence, nothing to do.
+    pub fn keep_epoch(&self, epoch: u64) -> Result<(), StoreError> {
+        let Some(epochs) = self.inner.health.epochs.get() else {
+            return Ok(());
+        };
+        let epochs = epochs.upgrade().ok_or(StoreError::Unavailable)?;
+        epochs
+            .raise_to(epoch)
+            .map_err(|error| StoreError::Refused(format!("cannot store the epoch: {error}")))
+    }
+
     pub fn replicated(&self) -> Option<&Arc<Replicated>> {
         self.inner.replicated.as_ref()
     }

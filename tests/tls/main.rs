@@ -12,6 +12,7 @@ mod binary;
 mod certs;
 mod client;
 mod handshake;
+mod replication;
 mod serving;
 
 use std::{net::SocketAddr, path::Path};
