@@ -651,3 +651,40 @@ fn a_promoted_replica_keeps_versions_above_its_promotion_after_a_restart() {
         "version {after} not above the lost write's {lost}"
     );
 }
+
+/// `fence_on_start`: a primary refuses client writes (503, single, batch and
+/// transaction alike) and fails `/health/primary` until a replica connects to it
+/// or it is promoted, so an old primary restarted after a failover takes no
+/// writes back before it is told to follow. Red without the fence, and red when
+/// a connecting replica does not lift it.
+#[test]
+fn a_fenced_primary_takes_writes_once_a_replica_connects_or_it_is_promoted() {
+    let fenced = "[replication]\nfence_on_start = true";
+    let primary = TestServer::start(fenced);
+    let json = [("Content-Type", "application/json")];
+    let refused = primary.request("PUT", "/v1/kv/k", &json, Some(b"1"));
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "writes_refused");
+    assert!(refused.body.contains("fence_on_start"), "{}", refused.body);
+    let batch = br#"{"ops": [{"op": "put", "key": "b", "value": 1}]}"#;
+    let reply = primary.request("POST", "/v1/batch", &json, Some(batch));
+    assert_eq!(reply.json()["results"][0]["status"], 503, "{}", reply.body);
+    let txn = br#"{"success": [{"op": "put", "key": "t", "value": 1}]}"#;
+    let reply = primary.request("POST", "/v1/txn", &json, Some(txn));
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(primary.get("/health/primary").status, 503);
+    assert_eq!(status(&primary)["fenced"], true);
+    assert_eq!(primary.get("/v1/kv/k").status, 404, "reads are served");
+
+    let replica = replica_of(&primary, "");
+    caught_up(&primary, &replica);
+    assert_eq!(status(&primary)["fenced"], false);
+    assert_eq!(primary.get("/health/primary").status, 200);
+    put(&primary, "k", &json!(1));
+
+    let alone = TestServer::start(fenced);
+    assert_eq!(alone.get("/health/primary").status, 503);
+    promote(&alone);
+    assert_eq!(alone.get("/health/primary").status, 200);
+    put(&alone, "k", &json!(2));
+}

@@ -35,6 +35,10 @@ pub struct ReplicationConfig {
     /// pings several times a second) drops the connection and reconnects.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// A primary started with this takes no writes until a replica has connected
+    /// to it (or it is promoted): an old primary restarted after a failover does
+    /// not take writes back before it is told to follow the new one.
+    pub fence_on_start: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -47,6 +51,7 @@ impl Default for ReplicationConfig {
             primary_token_file: String::new(),
             backlog_size: ByteSize::mib(64),
             timeout: Duration::from_secs(5),
+            fence_on_start: false,
         }
     }
 }

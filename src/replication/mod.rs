@@ -189,9 +189,26 @@ impl Replication {
 
     /// Starts following the configured primary, if there is one.
     pub fn start(self: &Arc<Self>) {
-        if let Some(primary) = self.role().primary.clone() {
-            self.link(|link| link.state = "connecting");
-            follower::spawn(Arc::clone(self), primary, 0);
+        match self.role().primary.clone() {
+            Some(primary) => {
+                self.link(|link| link.state = "connecting");
+                follower::spawn(Arc::clone(self), primary, 0);
+            }
+            None if self.config.fence_on_start => {
+                log::warn!("fenced: no writes until a replica connects, or a promote");
+                self.fence(true);
+            }
+            None => {}
+        }
+    }
+
+    /// Fences this primary (client writes refused, see `store::FENCED`) or lifts it.
+    fn fence(&self, fenced: bool) {
+        if let Some(replicated) = self.store.replicated() {
+            if !fenced && replicated.fence().is_some() {
+                log::info!("fence lifted: this primary takes writes");
+            }
+            replicated.set_fenced(fenced);
         }
     }
 
@@ -249,7 +266,9 @@ impl Replication {
 
     /// Decides how a replica at (`id`, `position`) starts: from `position` if
     /// this node's backlog holds the history it names, else with a full copy.
+    /// A replica connecting lifts a fence: it still takes this node for its primary.
     pub async fn open_sync(&self, id: &str, position: u64) -> Result<SyncStart, StoreError> {
+        self.fence(false);
         let resumable = {
             let role = self.role();
             let named = id == role.id
@@ -298,6 +317,7 @@ impl Replication {
     pub async fn promote(&self) -> Result<(), StoreError> {
         let mut gate = self.gate.lock().await;
         if self.role().primary.is_none() {
+            self.fence(false);
             return Ok(());
         }
         let Some(replicated) = self.store.replicated() else {
@@ -346,6 +366,7 @@ impl Replication {
         }
         *gate += 1;
         replicated.set_following(Some(primary.clone()));
+        self.fence(false);
         // No client write is in flight past here, so the position is final.
         self.store.barrier().await?;
         self.feed.set_tapping(false);

@@ -28,6 +28,9 @@ pub struct ReplicationStatus {
     pub backlog_bytes: u64,
     /// Whether this node records its changes for replicas (on once it has served one).
     pub recording: bool,
+    /// A primary that takes no writes until a replica connects or it is promoted
+    /// (`[replication] fence_on_start`).
+    pub fenced: bool,
     /// A replica's connection: `connecting`, `full_copy` or `streaming`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<&'static str>,
@@ -124,6 +127,7 @@ impl Replication {
             backlog_first_position: tail.records,
             backlog_bytes: held as u64,
             recording: self.feed.tapping(),
+            fenced: self.store.replicated().is_some_and(|r| r.fence().is_some()),
             lag,
             replicas,
         }

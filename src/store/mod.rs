@@ -485,7 +485,8 @@ impl Store {
 
     /// Why the node refuses writes, if it does (a log that cannot write).
     pub fn write_refusal(&self) -> Option<String> {
-        self.inner.health.refusal()
+        let fence = || self.inner.replicated.as_ref()?.fence().map(str::to_owned);
+        self.inner.health.refusal().or_else(fence)
     }
 
     pub fn router(&self) -> Router {

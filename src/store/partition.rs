@@ -184,11 +184,12 @@ impl Partition {
         result
     }
 
-    /// Why the node refuses writes, if it does (a faulted log).
+    /// Why the node refuses writes, if it does (a faulted log, a fence).
     fn refusal(&self) -> Option<WriteError> {
-        let health = &self.state.journal()?.outbox().health;
-        health
-            .refusal()
+        let faulted = || self.state.journal()?.outbox().health.refusal();
+        let fenced = || self.state.fence().map(str::to_owned);
+        faulted()
+            .or_else(fenced)
             .map(|reason| WriteError::Refused(Refused(reason)))
     }
 

@@ -47,7 +47,13 @@ pub struct Replicated {
     /// Versions handed out from now on are above this: raised by a promotion past
     /// every version the old primary may have handed out.
     version_floor: AtomicU64,
+    /// A primary that takes no writes yet (see `FENCED`).
+    fenced: AtomicBool,
 }
+
+/// Why a fenced primary refuses writes.
+pub const FENCED: &str = "this primary started fenced ([replication] fence_on_start): it takes \
+     writes once a replica has connected to it, or after POST /v1/replication/promote";
 
 impl Replicated {
     pub fn new(tap: Arc<dyn Tap>) -> Self {
@@ -57,6 +63,7 @@ impl Replicated {
             closed: AtomicBool::new(false),
             primary: arc_swap::ArcSwapOption::empty(),
             version_floor: AtomicU64::new(0),
+            fenced: AtomicBool::new(false),
         }
     }
 
@@ -81,6 +88,15 @@ impl Replicated {
 
     pub fn close(&self) {
         self.closed.store(true, Relaxed);
+    }
+
+    /// Why client writes are refused on a fenced primary, if it is fenced.
+    pub fn fence(&self) -> Option<&'static str> {
+        self.fenced.load(Relaxed).then_some(FENCED)
+    }
+
+    pub fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Relaxed);
     }
 
     pub fn version_floor(&self) -> u64 {

@@ -229,14 +229,25 @@ def main():
     print(f"promoted; 500 writes acknowledged; acknowledged writes lost in the failover: {lost}")
     check(lost == 0, f"{lost} acknowledged writes lost")
 
-    # The old primary comes back, follows the new one, catches up, takes no writes.
+    # The old primary comes back fenced (fence_on_start: no replica connects to
+    # it), so HAProxy sends it no write even once it has been up longer than the
+    # checks' rise; then it follows the new one, catches up, and takes no writes.
     config = f"{RUN}/node-8101.toml"
     log = open(f"{RUN}/node-8101.restarted.log", "w")
     old = subprocess.Popen([BINARY, "--config", config], stderr=log, stdout=log)
     with open(f"{RUN}/node-8101.restarted.pid", "w") as pid_file:
         pid_file.write(str(old.pid))
     wait("the old primary listens", 15,
-         lambda: Client(PRIMARIES[0]).request("GET", "/health")[0] == 200)
+         lambda: Client(PRIMARIES[0]).request("GET", "/health")[0] == 503)
+    check(status_of(PRIMARIES[0])["fenced"], "the old primary is not fenced")
+    time.sleep(2)  # longer than HAProxy's rise (3 checks 500ms apart)
+    for n, key in shard1[200:300]:
+        code, data = write(proxy, key, n + 3 * KEYS, n)
+        check(code in (200, 201), f"write {key!r} with the old primary fenced: {code} {data!r}")
+        acked[key] = n + 3 * KEYS
+    held = json.loads(Client(PRIMARIES[0]).request("GET", "/v1/stats")[1])["keys"]
+    check(held == 0, f"HAProxy sent the fenced old primary writes: it holds {held} keys")
+    print("old primary back, fenced: 100 writes through HAProxy went to the promoted node")
     follow = json.dumps({"primary": f"http://127.0.0.1:{REPLICAS[0]}"}).encode()
     code, body = Client(PRIMARIES[0]).request("POST", "/v1/replication/follow", follow,
                                               {"Content-Type": "application/json"})

@@ -113,6 +113,11 @@ impl PartitionState {
         self.replicated.as_ref().is_some_and(|r| r.following())
     }
 
+    /// Why client writes are refused on a fenced primary, if it is fenced.
+    pub fn fence(&self) -> Option<&'static str> {
+        self.replicated.as_ref()?.fence()
+    }
+
     /// Whether changes are recorded anywhere (a journal, or a tap that is on).
     fn recording(&self) -> bool {
         self.journal.is_some() || self.replicated.as_ref().is_some_and(|r| r.tap.enabled())
