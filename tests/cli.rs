@@ -4,19 +4,12 @@
 use std::{
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
 const BINARY: &str = env!("CARGO_BIN_EXE_rustkv");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(text: &str) -> tempfile_path::Path {
     tempfile_path::Path::new(text)
@@ -57,14 +50,63 @@ fn http(port: u16, request: &str) -> String {
     reply
 }
 
-fn wait_until_listening(port: u16) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "server never listened on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+/// The binary, started on port 0 with `config` and `args`: it picks its own port and
+/// names it in its "listening on" log line. (A port picked beforehand can be taken by
+/// another test's server before this one binds it, and its requests then reach the
+/// wrong server.) Its log is collected as it comes.
+struct Running {
+    child: Child,
+    port: u16,
+    log: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(config: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Running {
+        let mut child = Command::new(BINARY)
+            .arg("--config")
+            .arg(config)
+            .args(["--port", "0"])
+            .args(args)
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (lines, log) = mpsc::channel();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+        let mut running = Running {
+            child,
+            port: 0,
+            log,
+        };
+        running.port = running.listening_port();
+        running
+    }
+
+    /// Reads the log up to the "listening on [addr, ...]" line; the first address's port.
+    fn listening_port(&mut self) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .expect("the server logs where it listens");
+            if let Some(addrs) = line.split("listening on [").nth(1) {
+                let first = addrs.split([',', ']']).next().unwrap();
+                return first.rsplit(':').next().unwrap().parse().unwrap();
+            }
+        }
+    }
+
+    /// The log lines not read yet, up to the process's exit.
+    fn rest_of_log(self) -> Vec<String> {
+        self.log.iter().collect()
     }
 }
 
@@ -103,19 +145,11 @@ fn serve_then_signal(signal: &str) {
 /// Starts the binary with `extra` config, writes a key, signals it, checks it
 /// exits 0 with its stop logged; answers the log.
 fn serve_then_signal_with(signal: &str, extra: &str) -> Vec<String> {
-    let port = free_port();
     let config = write_config(&format!(
         "[store]\ncapacity = 5\n[log]\nlevel = \"info\"\n{extra}"
     ));
-    let mut child = Command::new(BINARY)
-        .arg("--config")
-        .arg(&config.0)
-        .args(["--port", &port.to_string(), "--capacity", "7"])
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until_listening(port);
+    let mut running = Running::start(&config.0, &["--capacity", "7"], &[]);
+    let port = running.port;
     let body = r#"{"key":"k","value":[1,2]}"#;
     let put = format!(
         "PUT /kv/insert HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -131,12 +165,12 @@ fn serve_then_signal_with(signal: &str, extra: &str) -> Vec<String> {
         "--capacity overrides the file: {stats}"
     );
     Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
+        .args([&format!("-{signal}"), &running.child.id().to_string()])
         .status()
         .unwrap();
     let start = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
+        if let Some(status) = running.child.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -146,10 +180,7 @@ fn serve_then_signal_with(signal: &str, extra: &str) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0), "exit status after SIG{signal}");
-    let log: Vec<String> = BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .collect();
+    let log = running.rest_of_log();
     assert!(
         log.iter()
             .any(|line| line.contains(&format!("SIG{signal} received"))),
@@ -177,23 +208,14 @@ fn sigterm_with_persistence_syncs_and_the_next_start_finds_the_data() {
         log.iter().any(|line| line.contains("(logs synced)")),
         "{log:#?}"
     );
-    let port = free_port();
     let config = write_config(&extra);
-    let mut child = Command::new(BINARY)
-        .arg("--config")
-        .arg(&config.0)
-        .args(["--port", &port.to_string()])
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_listening(port);
+    let mut running = Running::start(&config.0, &[], &[]);
     let found = http(
-        port,
+        running.port,
         "GET /kv/k HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
-    child.kill().unwrap();
-    let _ = child.wait();
+    running.child.kill().unwrap();
+    let _ = running.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(found.starts_with("HTTP/1.1 200"), "{found}");
     assert!(found.contains("[1,2]"), "{found}");
@@ -213,17 +235,10 @@ fn sigint_stops_gracefully_with_exit_0() {
 /// over the config file's; set in the child's environment only.
 #[test]
 fn rustkv_token_from_the_environment_guards_routes() {
-    let port = free_port();
     let config = write_config("[auth]\ntoken = \"from-the-file\"\n");
-    let mut child = Command::new(BINARY)
-        .arg("--config")
-        .arg(&config.0)
-        .args(["--port", &port.to_string()])
-        .env("RUSTKV_TOKEN", "from-the-environment")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_listening(port);
+    let env = [("RUSTKV_TOKEN", "from-the-environment")];
+    let mut running = Running::start(&config.0, &[], &env);
+    let port = running.port;
     let stats = |authorization: &str| {
         http(
             port,
@@ -235,8 +250,8 @@ fn rustkv_token_from_the_environment_guards_routes() {
     let without = stats("");
     let file_token = stats("Authorization: Bearer from-the-file\r\n");
     let env_token = stats("Authorization: Bearer from-the-environment\r\n");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    running.child.kill().unwrap();
+    running.child.wait().unwrap();
     assert!(without.starts_with("HTTP/1.1 401"), "{without}");
     assert!(file_token.starts_with("HTTP/1.1 401"), "{file_token}");
     assert!(env_token.starts_with("HTTP/1.1 200"), "{env_token}");
