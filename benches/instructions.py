@@ -6,6 +6,8 @@ throughput figure.
 
 Run from the project root:  python3 benches/instructions.py [--requests 3000]
                             python3 benches/instructions.py --eviction [--capacity 50]
+                            python3 benches/instructions.py --kinds batch-get,batch-put \
+                                --keys 10000 --requests 200 --only on
 
 For each configuration and each request kind it runs the server (one HTTP worker,
 which also runs the partition actors) under `valgrind --tool=callgrind` twice, serving
@@ -13,6 +15,10 @@ N and 2N requests on one keep-alive connection, counts the worker thread's
 instructions, and reports (I(2N) - I(N)) / N: the instructions one more request
 costs, start-up and shutdown cancelled out. The tick is set to its 10 s maximum so timers
 add (almost) nothing that depends on how long a run takes under valgrind.
+
+The batch kinds (`POST /v1/batch` with `--batch` get or put ops on distinct keys,
+spread over the `--keys` preloaded keys as batch_vs_single.py's random keys are) also
+report instructions per key: per request divided by the batch size.
 
 Instruction counts are not time: they miss cache misses and atomic contention. Read
 them beside the wrk A/B of `python3 benches/load.py metrics`.
@@ -39,7 +45,13 @@ KINDS = {
     "compat-get": ("GET", "/kv/key{n}", None),
     "compat-put": ("PUT", "/kv/insert", '{"key":"key{n}","value":{"name":"Alice","age":30}}'),
 }
+# Batches: a body per request, built by `batch_body`.
+BATCH_KINDS = {"batch-get": "get", "batch-put": "put"}
 KEYS = 100
+# A stride coprime to any --keys of the form 2^a 5^b (100, 10000): consecutive keys of a
+# batch land far apart, as random ones would, and a batch never names a key twice.
+STRIDE = 7919
+VALUE = '{"name":"Alice","age":30,"tags":["a","b"]}'
 
 
 def log(message):
@@ -55,7 +67,31 @@ def send(conn, method, path, body, missing_ok=False):
         raise SystemExit(f"{method} {path} answered {response.status}")
 
 
-def count(kind, metrics_on, requests, tmp, persistence=False, eviction="lru", capacity=None):
+def batch_body(op, n, size, keys):
+    """The `n`-th batch: `size` ops of kind `op` on distinct keys of `keys`."""
+    def one(i):
+        key = f"key{(n * size + i) * STRIDE % keys}"
+        if op == "put":
+            return f'{{"op":"put","key":"{key}","value":{VALUE},"ttl":3600}}'
+        return f'{{"op":"get","key":"{key}"}}'
+    return '{"ops":[' + ",".join(one(i) for i in range(size)) + "]}"
+
+
+def preload(conn, keys):
+    """Puts key0..key{keys-1}: one by one for the default 100 keys (as before batches
+    existed), in batches of 100 for more."""
+    if keys <= KEYS:
+        for n in range(keys):
+            send(conn, "PUT", f"/v1/kv/key{n}", '{"name":"Alice","age":30}')
+        return
+    for start in range(0, keys, 100):
+        ops = ",".join(f'{{"op":"put","key":"key{k}","value":{VALUE}}}'
+                       for k in range(start, min(start + 100, keys)))
+        send(conn, "POST", "/v1/batch", '{"ops":[' + ops + "]}")
+
+
+def count(kind, metrics_on, requests, tmp, persistence=False, eviction="lru", capacity=None,
+          keys=KEYS, batch=100):
     """Instructions the HTTP worker thread runs to serve `requests` requests of `kind`,
     and those of all threads (with persistence on, the log writer's too). With a
     `capacity` below KEYS, PUTs evict and GETs miss."""
@@ -77,11 +113,13 @@ def count(kind, metrics_on, requests, tmp, persistence=False, eviction="lru", ca
     try:
         wait_port(port, timeout=60, process=process)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        for n in range(KEYS):  # the keys the GETs read
-            send(conn, "PUT", f"/v1/kv/key{n}", '{"name":"Alice","age":30}')
-        method, path, body = KINDS[kind]
+        preload(conn, keys)  # the keys the GETs read
         for n in range(requests):
-            key = n % KEYS
+            if kind in BATCH_KINDS:
+                send(conn, "POST", "/v1/batch", batch_body(BATCH_KINDS[kind], n, batch, keys))
+                continue
+            method, path, body = KINDS[kind]
+            key = n % keys
             send(conn, method, path.format(n=key), body and body.replace("{n}", str(key)),
                  missing_ok=capacity is not None)
         conn.close()
@@ -104,7 +142,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"of {', '.join([*KINDS, *BATCH_KINDS])}")
+    parser.add_argument("--keys", type=int, default=KEYS,
+                        help=f"keys preloaded and cycled through (default {KEYS})")
+    parser.add_argument("--batch", type=int, default=100, help="ops per batch (default 100)")
+    parser.add_argument("--only", choices=["off", "on"],
+                        help="run only this side of the A/B (e.g. `on`, the default config)")
     parser.add_argument("--binary", help="measure this rustkv binary instead of building one "
                         "(e.g. an older commit's, for a before/after)")
     parser.add_argument("--persistence", action="store_true",
@@ -129,8 +173,10 @@ def main():
             per_request = {}
             axis = ("persistence" if args.persistence else
                     "tinylfu" if args.eviction else "metrics")
-            for on in (False, True):
-                settings = dict(metrics_on=on, capacity=args.capacity)
+            sides = (False, True) if args.only is None else (args.only == "on",)
+            for on in sides:
+                settings = dict(metrics_on=on, capacity=args.capacity, keys=args.keys,
+                                batch=args.batch)
                 if args.persistence:
                     settings.update(metrics_on=True, persistence=on)
                 if args.eviction:
@@ -140,6 +186,13 @@ def main():
                 per_request[on] = [(h - l) / n for h, l in zip(high, low)]
                 log(f"{kind} {axis} {'on' if on else 'off'}: {per_request[on][0]:,.0f} "
                     f"instructions per request on the worker, {per_request[on][1]:,.0f} on all threads")
+                if kind in BATCH_KINDS:
+                    print(f"{kind} {axis} {'on' if on else 'off'}: {per_request[on][0] / args.batch:,.0f} "
+                          f"instructions per key on the worker, {per_request[on][1] / args.batch:,.0f} "
+                          f"on all threads", flush=True)
+            if args.only is not None:
+                results[kind] = {args.only: round(per_request[args.only == "on"][0])}
+                continue
             (off, off_all), (on, on_all) = per_request[False], per_request[True]
             results[kind] = {"off": round(off), "on": round(on), "ratio": round(on / off, 4),
                              "all_off": round(off_all), "all_on": round(on_all)}
