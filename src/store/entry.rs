@@ -14,6 +14,8 @@
 
 use std::{borrow::Borrow, cmp::Ordering, fmt, sync::Arc};
 
+use super::key::{self, Ordered};
+
 /// Deadline meaning "no TTL".
 pub const NEVER: u64 = u64::MAX;
 
@@ -145,6 +147,32 @@ impl fmt::Debug for Entry {
 // The skiplist orders and finds entries by key bytes, which order like the `str`s.
 impl Borrow<[u8]> for Entry {
     fn borrow(&self) -> &[u8] {
+        self.key_bytes()
+    }
+}
+
+// Point lookups compare prefixes first (see `key`); same order as the bytes.
+impl<'a> Borrow<dyn Ordered + 'a> for Entry {
+    fn borrow(&self) -> &(dyn Ordered + 'a) {
+        self
+    }
+}
+
+impl Ordered for Entry {
+    /// Read as one word from where the key starts when the allocation holds 8
+    /// bytes there (the value follows the key), then masked to the key's length:
+    /// no copy of a short key into a padded buffer on every node a lookup passes.
+    fn prefix(&self) -> u64 {
+        match self.0.get(HEADER..HEADER + 8) {
+            Some(word) => key::masked(
+                u64::from_be_bytes(word.try_into().expect("8 bytes")),
+                self.key_len(),
+            ),
+            None => key::prefix(self.key_bytes()),
+        }
+    }
+
+    fn key(&self) -> &[u8] {
         self.key_bytes()
     }
 }

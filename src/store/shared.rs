@@ -42,7 +42,7 @@ use std::{
 use crossbeam::{queue::ArrayQueue, utils::CachePadded};
 use crossbeam_skiplist::SkipMap;
 
-use super::{entry::Entry, stats::Counters};
+use super::{entry::Entry, key::Probe, stats::Counters};
 use crate::config::Eviction;
 
 /// A place in a partition's skiplist, held by an ordered walk. It keeps its node
@@ -240,7 +240,10 @@ impl Shared {
     /// Looks `key` up without counting or reporting anything (the actor's own view:
     /// it never runs concurrently with its own replaces, so it needs no retry).
     pub(super) fn peek(&self, key: &[u8]) -> Option<Entry> {
-        self.map.get(key).map(|found| found.key().clone())
+        let probe = Probe::new(key);
+        self.map
+            .get(probe.ordered())
+            .map(|found| found.key().clone())
     }
 
     /// Runs `replace` (the actor's unlink-and-relink of one key) inside a window
@@ -255,7 +258,10 @@ impl Shared {
     /// `peek` for readers that run concurrently with the actor.
     fn lookup(&self, key: &[u8]) -> Option<Entry> {
         // A hit is always right (a live node of this key), so only misses are checked.
-        self.validated(false, |map| map.get(key).map(|found| found.key().clone()))
+        let probe = Probe::new(key);
+        let search =
+            |map: &SkipMap<Entry, ()>| map.get(probe.ordered()).map(|found| found.key().clone());
+        self.validated(false, search)
     }
 
     /// Runs `search` until its answer is trustworthy: a hit when `check_hits` is
