@@ -162,6 +162,7 @@ impl Ordered for Entry {
     /// Read as one word from where the key starts when the allocation holds 8
     /// bytes there (the value follows the key), then masked to the key's length:
     /// no copy of a short key into a padded buffer on every node a lookup passes.
+    #[inline]
     fn prefix(&self) -> u64 {
         match self.0.get(HEADER..HEADER + 8) {
             Some(word) => key::masked(
@@ -172,7 +173,7 @@ impl Ordered for Entry {
         }
     }
 
-    fn key(&self) -> &[u8] {
+    fn bytes(&self) -> &[u8] {
         self.key_bytes()
     }
 }
@@ -191,9 +192,12 @@ impl PartialOrd for Entry {
     }
 }
 
+// By prefix first, as lookups compare (see `key`): an insert's searches compare an
+// entry with the nodes it passes.
 impl Ord for Entry {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.key_bytes().cmp(other.key_bytes())
+        key::compare(self, other)
     }
 }
 

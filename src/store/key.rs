@@ -9,6 +9,8 @@
 //! load and a compare; only an equal prefix (the key itself, or keys sharing 8
 //! bytes) compares the bytes.
 //!
+//! Inserts and removes search the same way: `Entry`'s own `Ord` is this one.
+//!
 //! The skiplist takes a lookup key of any type `Q` its keys `Borrow`; without
 //! `unsafe` there is no `&[u8] -> &NewType` cast, so `Q` is the trait object
 //! `dyn Ordered`: an `Entry` borrows itself as one (its prefix read from its
@@ -22,7 +24,7 @@ pub trait Ordered {
     /// The key's first 8 bytes as a big-endian word, zero padded.
     fn prefix(&self) -> u64;
     /// The whole key.
-    fn key(&self) -> &[u8];
+    fn bytes(&self) -> &[u8];
 }
 
 /// The key a lookup looks for.
@@ -50,7 +52,7 @@ impl Ordered for Probe<'_> {
         self.prefix
     }
 
-    fn key(&self) -> &[u8] {
+    fn bytes(&self) -> &[u8] {
         self.key
     }
 }
@@ -73,15 +75,27 @@ pub fn masked(word: u64, len: usize) -> u64 {
     }
 }
 
-// Byte order, as `[u8]` orders: prefixes that differ first differ at a byte both
-// keys have, or where the shorter one's padding (0) meets a nonzero byte of the
-// longer one, which then follows it.
+/// `a` against `b` in byte order, as `[u8]` orders: prefixes that differ first
+/// differ at a byte both keys have, or where the shorter one's padding (0) meets a
+/// nonzero byte of the longer one, which then follows it.
+///
+/// Always inlined: the skiplist's searches call it on every node, and as a call
+/// (LLVM left it one) its prologue and epilogue cost as much as the prefixes.
+#[inline(always)]
+pub fn compare<A, B>(a: &A, b: &B) -> Ordering
+where
+    A: Ordered + ?Sized,
+    B: Ordered + ?Sized,
+{
+    match a.prefix().cmp(&b.prefix()) {
+        Ordering::Equal => a.bytes().cmp(b.bytes()),
+        unequal => unequal,
+    }
+}
+
 impl Ord for dyn Ordered + '_ {
     fn cmp(&self, other: &Self) -> Ordering {
-        match self.prefix().cmp(&other.prefix()) {
-            Ordering::Equal => self.key().cmp(other.key()),
-            unequal => unequal,
-        }
+        compare(self, other)
     }
 }
 
@@ -93,7 +107,7 @@ impl PartialOrd for dyn Ordered + '_ {
 
 impl PartialEq for dyn Ordered + '_ {
     fn eq(&self, other: &Self) -> bool {
-        self.prefix() == other.prefix() && self.key() == other.key()
+        self.prefix() == other.prefix() && self.bytes() == other.bytes()
     }
 }
 
