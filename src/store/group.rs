@@ -55,6 +55,9 @@ impl Store {
     pub async fn batch(&self, ops: Vec<Op>) -> Vec<Outcome> {
         let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
         let now = self.now();
+        // Only a write that a later get may read is remembered: a batch of writes
+        // alone hashes and copies none of its keys.
+        let last_get = ops.iter().rposition(|op| !op.is_write());
         let mut written: HashSet<Box<[u8]>> = HashSet::new();
         let mut sent = Vec::with_capacity(ops.len());
         for (index, op) in ops.into_iter().enumerate() {
@@ -65,9 +68,10 @@ impl Store {
                     continue;
                 }
                 Op::Get { .. } => {}
-                _ => {
+                _ if last_get.is_some_and(|last| index < last) => {
                     written.insert(op.key().into());
                 }
+                _ => {}
             }
             sent.push((index, op));
         }
