@@ -192,10 +192,23 @@ fn check_op(op: OpJson<'_>, limits: &Limits) -> Result<Op, ApiError> {
     }
 }
 
+/// A result's bytes besides its value: `{"status":200,"value":`, `,"version":`, 20
+/// digits, `}` and the comma.
+const RESULT_BYTES: usize = 55;
+
 /// A response body: `head` (the object's opening, up to `"results":`), the JSON
 /// array of `outcomes`, and the closing brace.
 pub fn results_body(head: &[u8], outcomes: &[Outcome]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.len() + 1 + outcomes.len() * 64);
+    // Sized for the values found: a guess per result grew the buffer (a copy of
+    // all written so far) once values passed the guess.
+    let values: usize = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Found(entry) => entry.value().len(),
+            _ => 0,
+        })
+        .sum();
+    let mut out = Vec::with_capacity(head.len() + 3 + values + outcomes.len() * RESULT_BYTES);
     out.extend_from_slice(head);
     write_results(&mut out, outcomes);
     out.push(b'}');
