@@ -112,6 +112,9 @@ impl Feed {
             return Ok(next);
         }
         let _ = actix_rt::time::timeout(patience, arrived).await;
+        // Woken by the first new record: let the requests already runnable on this
+        // thread record theirs too, so one socket write carries them all.
+        actix_rt::task::yield_now().await;
         self.lock().read(from, out)
     }
 
