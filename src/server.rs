@@ -30,7 +30,7 @@ use crate::{
     },
     net::{self, Lifecycle, Timeouts},
     persist::{Aof, SyncHook},
-    replication::{Feed, Replication},
+    replication::{Feed, PrimaryAccess, Replication},
     store::{Persistence, Replicated, Store, StoreClock},
     tls::Tls,
 };
@@ -131,12 +131,15 @@ fn start_replication(
         .persistence
         .enabled()
         .then(|| config.persistence.dir.clone());
-    let tls = config.replication.primary_tls().map_err(io::Error::other)?;
+    let access = PrimaryAccess {
+        token: own.or(token),
+        tls: config.replication.primary_tls().map_err(io::Error::other)?,
+    };
     let replication = Replication::new(
         store.clone(),
         feed,
         &config.replication,
-        (own.or(token), tls),
+        access,
         saved_dir,
         Arc::clone(lifecycle),
     );

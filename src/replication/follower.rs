@@ -111,12 +111,12 @@ impl<'a> Session<'a> {
         let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(5))
             .timeout_read(self.replication.config.timeout);
-        if let Some(tls) = &self.replication.tls {
+        if let Some(tls) = &self.replication.access.tls {
             agent = agent.tls_config(Arc::clone(tls));
         }
         let agent = agent.build();
         let mut request = agent.get(&url);
-        if let Some(token) = &self.replication.token {
+        if let Some(token) = &self.replication.access.token {
             request = request.set("Authorization", &format!("Bearer {token}"));
         }
         let response = request.call().map_err(|error| error.to_string())?;

@@ -45,6 +45,15 @@ use crate::{
     store::{Store, StoreError},
 };
 
+/// What a replica presents to its primary, and how it checks an HTTPS one.
+#[derive(Debug)]
+pub struct PrimaryAccess {
+    /// The bearer token, if the primary wants one.
+    pub token: Option<String>,
+    /// The TLS settings (`None`: Mozilla's CAs, no client certificate).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
 /// A monotonic count, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct Count(AtomicU64);
@@ -109,10 +118,8 @@ pub struct Replication {
     store: Store,
     feed: Arc<Feed>,
     config: ReplicationConfig,
-    /// The token a replica presents to its primary.
-    token: Option<String>,
-    /// How to check an HTTPS primary (`None`: Mozilla's CAs, no client certificate).
-    tls: Option<Arc<rustls::ClientConfig>>,
+    /// What a replica presents to its primary, and how it checks one.
+    access: PrimaryAccess,
     /// Where a persisting replica saves its position (`[persistence] dir`).
     saved_dir: Option<PathBuf>,
     lifecycle: Arc<Lifecycle>,
@@ -149,7 +156,7 @@ impl Replication {
         store: Store,
         feed: Arc<Feed>,
         config: &ReplicationConfig,
-        (token, tls): (Option<String>, Option<Arc<rustls::ClientConfig>>),
+        access: PrimaryAccess,
         saved_dir: Option<PathBuf>,
         lifecycle: Arc<Lifecycle>,
     ) -> Arc<Self> {
@@ -170,8 +177,7 @@ impl Replication {
             store,
             feed,
             config: config.clone(),
-            token,
-            tls,
+            access,
             saved_dir,
             lifecycle,
             role: Mutex::new(Role {
