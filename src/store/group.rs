@@ -170,18 +170,8 @@ impl Store {
             let txn = Some(mark.clone());
             held[&partition].send(Replay { changes, txn })
         });
-        let mut tickets = Vec::new();
-        let mut applied = Ok(());
-        for reply in join_all(sends).await {
-            match reply.map_err(StoreError::from) {
-                Ok(reply) => match reply.get().await {
-                    Some(ticket) => tickets.extend(ticket),
-                    None => applied = Err(StoreError::Unavailable),
-                },
-                Err(error) => applied = Err(error),
-            }
-        }
-        let applied = applied.and(super::settle_tickets(tickets).await);
+        // Every part applied before the commit flag, even when one failed.
+        let applied = super::replayed(sends).await;
         mark.committed.store(true, SeqCst);
         ledger.close(id);
         release(&held, id);

@@ -418,12 +418,7 @@ impl Store {
             let actor = self.actor(&self.inner.partitions[index]).await?;
             replies.push(actor.send(Replay { changes, txn: None }));
         }
-        let mut tickets = Vec::new();
-        for reply in replies {
-            let reply = reply.await?.get().await;
-            tickets.extend(reply.ok_or(StoreError::Unavailable)?);
-        }
-        settle_tickets(tickets).await
+        replayed(replies).await
     }
 
     /// Removes every entry (a replica starting a full copy).
@@ -566,6 +561,25 @@ pub fn split_limits(config: &StoreConfig, count: usize) -> Vec<Limits> {
             eviction: config.eviction,
         })
         .collect()
+}
+
+/// Awaits every partition's answer to a `Replay` (all of them, even after a
+/// failure), then the safety of their records.
+async fn replayed(
+    replies: impl IntoIterator<Item = actix::prelude::Request<Partition, Replay>>,
+) -> Result<(), StoreError> {
+    let mut tickets = Vec::new();
+    let mut applied = Ok(());
+    for reply in futures_util::future::join_all(replies).await {
+        match reply.map_err(StoreError::from) {
+            Ok(reply) => match reply.get().await {
+                Some(ticket) => tickets.extend(ticket),
+                None => applied = Err(StoreError::Unavailable),
+            },
+            Err(error) => applied = Err(error),
+        }
+    }
+    applied.and(settle_tickets(tickets).await)
 }
 
 /// Waits until the records behind `tickets` are safe.
