@@ -176,12 +176,7 @@ impl<'a> Session<'a> {
     async fn consume(&mut self, buf: &[u8]) -> Result<usize, String> {
         let mut batch = Batch::default();
         let mut used = 0;
-        loop {
-            let (record, len) = match record::decode(&buf[used..]) {
-                Ok(decoded) => decoded,
-                Err(DecodeError::Incomplete) => break,
-                Err(error) => return Err(format!("bad record from the primary: {error:?}")),
-            };
+        while let Some((record, len)) = next_record(&buf[used..])? {
             let frame = &buf[used..used + len];
             match record {
                 Record::Synced { position, bytes } => {
@@ -228,12 +223,7 @@ impl<'a> Session<'a> {
             ..Batch::default()
         };
         let mut used = 0;
-        loop {
-            let (record, len) = match record::decode(&buf[used..]) {
-                Ok(decoded) => decoded,
-                Err(DecodeError::Incomplete) => return Ok(None),
-                Err(error) => return Err(format!("bad record from the primary: {error:?}")),
-            };
+        while let Some((record, len)) = next_record(&buf[used..])? {
             let frame = &buf[used..used + len];
             used += len;
             match record {
@@ -248,6 +238,7 @@ impl<'a> Session<'a> {
                 other => return Err(format!("transaction {id} broken by {other:?}")),
             }
         }
+        Ok(None) // the rest of it is still on its way
     }
 
     /// The full copy is complete: the history goes on from `at`.
@@ -311,6 +302,16 @@ impl<'a> Session<'a> {
                 dir.display()
             );
         }
+    }
+}
+
+/// The whole record at the start of `buf` and its length; `None` when `buf` ends
+/// inside it.
+fn next_record(buf: &[u8]) -> Result<Option<(Record<'_>, usize)>, String> {
+    match record::decode(buf) {
+        Ok(decoded) => Ok(Some(decoded)),
+        Err(DecodeError::Incomplete) => Ok(None),
+        Err(error) => Err(format!("bad record from the primary: {error:?}")),
     }
 }
 
