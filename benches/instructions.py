@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Instructions per request, counted by callgrind: the same release build with
 `[metrics] requests` on and off (or persistence off and on, or eviction lru and
-tinylfu), so the cost of a feature is a repeatable count instead of a noisy
+tinylfu, or no replica and one replica attached), so the cost of a feature is a repeatable count instead of a noisy
 throughput figure.
 
 Run from the project root:  python3 benches/instructions.py [--requests 3000]
                             python3 benches/instructions.py --eviction [--capacity 50]
+                            python3 benches/instructions.py --replication --kinds native-put
                             python3 benches/instructions.py --kinds batch-get,batch-put \
                                 --keys 10000 --requests 200 --only on
 
@@ -20,8 +21,14 @@ The batch kinds (`POST /v1/batch` with `--batch` get or put ops on distinct keys
 spread over the `--keys` preloaded keys as batch_vs_single.py's random keys are) also
 report instructions per key: per request divided by the batch size.
 
-Instruction counts are not time: they miss cache misses and atomic contention. Read
-them beside the wrk A/B of `python3 benches/load.py metrics`.
+With --replication a second rustkv (not under valgrind) follows the measured one and
+streams from it before the requests start. One request at a time is replication's
+worst case: every change is its own wake-up of the stream and its own chunk to the
+replica, where under load one chunk carries many (`benches/replication.py`).
+
+Instruction counts are not time: they miss cache misses and atomic contention, and the
+kernel's work (the replica's socket). Read them beside the wrk A/B of
+`python3 benches/load.py metrics`.
 """
 import argparse
 import glob
@@ -34,6 +41,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from load import free_port, wait_port  # noqa: E402  (benches/load.py)
@@ -90,8 +98,28 @@ def preload(conn, keys):
         send(conn, "POST", "/v1/batch", '{"ops":[' + ops + "]}")
 
 
+def start_replica(primary_port, tmp):
+    """A rustkv following the one on `primary_port`, once it streams from it."""
+    port = free_port()
+    config = os.path.join(tmp, "replica.toml")
+    with open(config, "w") as file:
+        file.write(f'[server]\nport = {port}\nworkers = 1\n\n[replication]\n'
+                   f'primary = "http://127.0.0.1:{primary_port}"\n')
+    process = subprocess.Popen([BINARY, "--config", config], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
+    wait_port(port, timeout=60, process=process)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for _ in range(600):
+        conn.request("GET", "/v1/replication")
+        if json.loads(conn.getresponse().read()).get("link") == "streaming":
+            return process
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the replica did not start streaming")
+
+
 def count(kind, metrics_on, requests, tmp, persistence=False, eviction="lru", capacity=None,
-          keys=KEYS, batch=100):
+          keys=KEYS, batch=100, replica=False):
     """Instructions the HTTP worker thread runs to serve `requests` requests of `kind`,
     and those of all threads (with persistence on, the log writer's too). With a
     `capacity` below KEYS, PUTs evict and GETs miss."""
@@ -110,8 +138,11 @@ def count(kind, metrics_on, requests, tmp, persistence=False, eviction="lru", ca
     process = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--separate-threads=yes", f"--callgrind-out-file={out}", BINARY, "--config", config],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, RUST_LOG="warn"))
+    follower = None
     try:
         wait_port(port, timeout=60, process=process)
+        if replica:
+            follower = start_replica(port, tmp)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         preload(conn, keys)  # the keys the GETs read
         for n in range(requests):
@@ -124,6 +155,9 @@ def count(kind, metrics_on, requests, tmp, persistence=False, eviction="lru", ca
                  missing_ok=capacity is not None)
         conn.close()
     finally:
+        if follower:
+            follower.kill()
+            follower.wait()
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
     per_thread = []
@@ -155,6 +189,8 @@ def main():
                         help="compare persistence off and aof/everysec (metrics on) instead")
     parser.add_argument("--eviction", action="store_true",
                         help="compare store.eviction lru and tinylfu (metrics on) instead")
+    parser.add_argument("--replication", action="store_true",
+                        help="compare no replica and one replica attached (metrics on) instead")
     parser.add_argument("--capacity", type=int,
                         help=f"store.capacity (below {KEYS}, every PUT evicts and GETs miss)")
     args = parser.parse_args()
@@ -172,7 +208,8 @@ def main():
         for kind in args.kinds.split(","):
             per_request = {}
             axis = ("persistence" if args.persistence else
-                    "tinylfu" if args.eviction else "metrics")
+                    "tinylfu" if args.eviction else
+                    "a replica" if args.replication else "metrics")
             sides = (False, True) if args.only is None else (args.only == "on",)
             for on in sides:
                 settings = dict(metrics_on=on, capacity=args.capacity, keys=args.keys,
@@ -181,6 +218,8 @@ def main():
                     settings.update(metrics_on=True, persistence=on)
                 if args.eviction:
                     settings.update(metrics_on=True, eviction="tinylfu" if on else "lru")
+                if args.replication:
+                    settings.update(metrics_on=True, replica=on)
                 low = count(kind, requests=n, tmp=tmp, **settings)
                 high = count(kind, requests=2 * n, tmp=tmp, **settings)
                 per_request[on] = [(h - l) / n for h, l in zip(high, low)]

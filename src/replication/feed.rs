@@ -98,7 +98,7 @@ impl Feed {
     /// after them; waits up to `patience` when there are none yet.
     pub async fn read(
         &self,
-        from: u64,
+        from: Position,
         out: &mut Vec<u8>,
         patience: Duration,
     ) -> Result<Position, Gone> {
@@ -108,7 +108,7 @@ impl Feed {
         arrived.as_mut().enable();
         self.waiting.store(true, SeqCst);
         let next = self.lock().read(from, out)?;
-        if next.records != from {
+        if next != from {
             return Ok(next);
         }
         let _ = actix_rt::time::timeout(patience, arrived).await;

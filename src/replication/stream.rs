@@ -56,7 +56,7 @@ enum Phase {
         start: Position,
     },
     /// Sending the records after `from`.
-    Follow { from: u64 },
+    Follow { from: Position },
 }
 
 /// The state of one stream, owned by its body.
@@ -87,9 +87,7 @@ impl Stream {
                 after: None,
                 start,
             },
-            false => Phase::Follow {
-                from: start.records,
-            },
+            false => Phase::Follow { from: start },
         };
         Self {
             replication,
@@ -156,26 +154,25 @@ impl Stream {
                 bytes: start.bytes,
             };
             record::encode(&synced, out);
-            self.phase = Phase::Follow {
-                from: start.records,
-            };
+            self.phase = Phase::Follow { from: start };
         }
     }
 
     /// Sends the records after `from` (waiting a ping interval for some), and a
     /// ping when one is due. `None` ends the stream: the replica fell behind.
-    async fn follow_step(&mut self, from: u64, out: &mut Vec<u8>) -> Option<()> {
+    async fn follow_step(&mut self, from: Position, out: &mut Vec<u8>) -> Option<()> {
         let feed = &self.replication.feed;
         match feed.read(from, out, PING_INTERVAL).await {
             Ok(next) => {
-                self.phase = Phase::Follow { from: next.records };
+                self.phase = Phase::Follow { from: next };
                 *self.link.sent.lock().expect("not poisoned") = next;
             }
             Err(Gone) => {
                 log::warn!(
                     "replica {} fell behind the backlog (at position {from}): disconnected; \
                      it will take a full copy",
-                    self.link.peer
+                    self.link.peer,
+                    from = from.records
                 );
                 self.replication.counters.dropped_behind.inc();
                 return None;
