@@ -3,9 +3,11 @@
 //! Every check that can reject a request lives here, so handlers only ever see
 //! inputs within the configured limits. Nothing here touches the store.
 
+use std::borrow::Cow;
+
 use actix_web::{
     HttpRequest,
-    http::header::{self, HeaderName},
+    http::header::{self, HeaderName, HeaderValue},
     web::{Bytes, Payload},
 };
 use percent_encoding::percent_decode_str;
@@ -170,19 +172,10 @@ pub fn query_ttl(req: &HttpRequest, limits: &Limits) -> Result<Option<u64>, ApiE
     ttl_nanos(seconds, limits).map(Some)
 }
 
-pub fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let decode = |text: &str| {
-                percent_decode_str(&text.replace('+', " "))
-                    .decode_utf8_lossy()
-                    .into_owned()
-            };
-            (decode(name), decode(value))
-        })
+/// The query's name/value pairs, `+` and percent escapes decoded (borrowed where
+/// there were none, so `?ttl=60` costs no allocation).
+pub fn url_pairs(query: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_ {
+    form_urlencoded::parse(query.as_bytes())
 }
 
 /// Parses `If-Match` / `If-None-Match`: `*` or a list of entity tags. Tags that are
@@ -260,9 +253,15 @@ fn entity_tags(text: &[u8]) -> Result<Vec<(bool, &[u8])>, usize> {
     }
 }
 
-/// The `ETag` value for a version.
-pub fn etag(version: u64) -> String {
-    format!("\"{version}\"")
+/// The `ETag` value for a version: `"N"`. Every GET and PUT answers with one, and
+/// `format!` into a `String`, then parsing that into a header value, measured ~900
+/// instructions of a GET's ~18,000 (callgrind).
+pub fn etag(version: u64) -> HeaderValue {
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(version).as_bytes();
+    let mut quoted = [b'"'; 22]; // u64::MAX has 20 digits
+    quoted[1..=digits.len()].copy_from_slice(digits);
+    HeaderValue::from_bytes(&quoted[..digits.len() + 2]).expect("digits and quotes")
 }
 
 #[cfg(test)]
@@ -350,7 +349,7 @@ mod tests {
     #[test]
     fn entity_tag_lists() {
         let parse = |name: HeaderName, value: &[u8]| {
-            let value = header::HeaderValue::from_bytes(value).unwrap();
+            let value = HeaderValue::from_bytes(value).unwrap();
             let req = TestRequest::default()
                 .insert_header((name.clone(), value))
                 .to_http_request();

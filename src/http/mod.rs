@@ -35,7 +35,7 @@ mod tls_metrics;
 pub mod tracking;
 mod txn;
 
-use actix_web::{HttpResponse, http::StatusCode, http::header::ContentType, web};
+use actix_web::{HttpResponse, http::StatusCode, http::header, web};
 
 use std::{sync::Arc, time::Instant};
 
@@ -182,11 +182,18 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &Limits) {
     .default_service(web::to(meta::not_found));
 }
 
+/// `Content-Type: application/json`, made once: `content_type(ContentType::json())`
+/// turns a `Mime` into a header value on every response (~520 instructions).
+const JSON_CONTENT: (header::HeaderName, header::HeaderValue) = (
+    header::CONTENT_TYPE,
+    header::HeaderValue::from_static("application/json"),
+);
+
 fn json_response(
     status: StatusCode,
     body: impl actix_web::body::MessageBody + 'static,
 ) -> HttpResponse {
     HttpResponse::build(status)
-        .content_type(ContentType::json())
+        .insert_header(JSON_CONTENT)
         .body(body)
 }

@@ -74,13 +74,15 @@ fn read(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiError> {
     let mut response = HttpResponse::Ok();
     response.insert_header((header::ETAG, etag));
     if let Some(nanos) = state.store.remaining(&entry) {
-        response.insert_header(("X-Expires-In", nanos.div_ceil(1_000_000_000).to_string()));
+        let seconds = header::HeaderValue::from(nanos.div_ceil(1_000_000_000));
+        response.insert_header((EXPIRES_IN, seconds));
     }
     let body = Bytes::from_owner(StoredValue(entry));
-    Ok(response
-        .content_type(header::ContentType::json())
-        .body(body))
+    Ok(response.insert_header(super::JSON_CONTENT).body(body))
 }
+
+/// Whole seconds left before a GET's key expires.
+const EXPIRES_IN: header::HeaderName = header::HeaderName::from_static("x-expires-in");
 
 /// The response body of a GET: the entry's value bytes, shared rather than copied
 /// (the `Entry` handle keeps them alive until the body is written).
@@ -135,7 +137,7 @@ async fn write(
     })
     .expect("serializes");
     let mut response = json_response(status, body);
-    let etag = header::HeaderValue::from_str(&input::etag(written.version)).expect("digits");
+    let etag = input::etag(written.version);
     response.headers_mut().insert(header::ETAG, etag);
     Ok(response)
 }

@@ -22,18 +22,18 @@ pub fn scan(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiErro
     let mut values = true;
     let mut seen: Vec<String> = Vec::new();
     for (name, value) in input::url_pairs(req.query_string()) {
-        if seen.contains(&name) {
+        if seen.iter().any(|seen| *seen == name) {
             return Err(ApiError::InvalidQuery(format!("{name} is given twice")));
         }
-        match name.as_str() {
-            "prefix" => scan.prefix = value.clone().into_bytes(),
-            "start" => scan.start = Some(value.clone().into_bytes()),
-            "end" => scan.end = Some(value.clone().into_bytes()),
+        match &*name {
+            "prefix" => scan.prefix = value.as_bytes().to_vec(),
+            "start" => scan.start = Some(value.as_bytes().to_vec()),
+            "end" => scan.end = Some(value.as_bytes().to_vec()),
             "match" => scan.pattern = Some(Glob::new(value.as_bytes())),
             "cursor" => scan.after = Some(decode_cursor(&value)?),
             "limit" => scan.limit = parse_limit(&value, limits.max_scan_limit)?,
             "values" => {
-                values = match value.as_str() {
+                values = match &*value {
                     "true" => true,
                     "false" => false,
                     _ => {
@@ -50,7 +50,7 @@ pub fn scan(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, ApiErro
                 )));
             }
         }
-        seen.push(name);
+        seen.push(name.into_owned());
     }
     let page = state.store.scan(&scan);
     let mut out = String::with_capacity(32 + page.items.len() * 64);
