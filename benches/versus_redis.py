@@ -17,6 +17,12 @@ metrics on, header limits on, auth off (the defaults). Each round runs every cas
 the order reversed every other round, since this machine is shared and noisy;
 prints each run and the medians, with RustKV/Redis ratios.
 
+Each run also reads the server's CPU time (utime + stime of all its threads, from
+/proc) before and after: server CPU per request. Its inverse is what one core serves
+when the server is the bottleneck, and it does not depend on whether the load
+generator (sharing the machine with other work) kept the server saturated, so the
+CPU-per-request ratios are printed beside the throughput ratios.
+
 Installs wrk and redis-server (redis-tools) from apt if missing. Loopback only.
 """
 import argparse
@@ -29,7 +35,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import ensure_wrk, free_port, preload, start_server, wait_port  # noqa: E402
+from load import (  # noqa: E402
+    cpu_seconds, ensure_wrk, free_port, preload, start_server, wait_port)
 
 KEYS = 10_000
 
@@ -54,11 +61,15 @@ def start_redis():
     return process, port
 
 
-def redis_run(port, test, seconds):
+def redis_run(port, pid, test, seconds):
+    """(requests/s, server CPU us per request) of a run of about `seconds`."""
     # redis-benchmark runs a request count, not a duration: a short probe sizes the
     # run so that it lasts about `seconds`.
     rate = redis_count(port, test, 20_000)
-    return redis_count(port, test, max(20_000, int(rate * seconds)))
+    requests = max(20_000, int(rate * seconds))
+    before = cpu_seconds(pid)
+    rate = redis_count(port, test, requests)
+    return rate, (cpu_seconds(pid) - before) / requests * 1e6
 
 
 def redis_count(port, test, requests):
@@ -73,18 +84,22 @@ def redis_count(port, test, requests):
     raise RuntimeError(f"no {test} figure in redis-benchmark output: {output!r}")
 
 
-def wrk_run(url, script, seconds, path_fmt, mode):
+def wrk_run(url, pid, script, seconds, path_fmt, mode):
+    """(requests/s, server CPU us per request) of a wrk run of `seconds`."""
     environment = dict(os.environ, KEYS=str(KEYS), PATH_FMT=path_fmt, MODE=mode, TTL="")
     command = ["taskset", "-c", "1", "wrk", "-t1", "-c64", f"-d{seconds}s",
                "-s", os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk",
                                   f"{script}.lua"), url]
+    before = cpu_seconds(pid)
     output = subprocess.run(command, check=True, capture_output=True, text=True,
                             env=environment).stdout
+    cpu = cpu_seconds(pid) - before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     if bad:
         raise RuntimeError(f"{script} {mode}: {bad.group(1)} non-2xx answers")
-    return rate
+    return rate, cpu / requests * 1e6
 
 
 def main():
@@ -98,35 +113,41 @@ def main():
     redis, redis_port = start_redis()
     try:
         preload(port, KEYS)
+        ours, theirs = rustkv.pid, redis.pid
         cases = {
-            "redis GET": lambda: redis_run(redis_port, "get", args.duration),
-            "redis SET": lambda: redis_run(redis_port, "set", args.duration),
-            "native GET": lambda: wrk_run(url, "get", args.duration, "/v1/kv/%s", "native"),
-            "native PUT": lambda: wrk_run(url, "put", args.duration, "/v1/kv/%s", "native"),
-            "compat GET": lambda: wrk_run(url, "get", args.duration, "/kv/%s", "compat"),
-            "compat PUT": lambda: wrk_run(url, "put", args.duration, "/kv/%s", "compat"),
+            "redis GET": lambda: redis_run(redis_port, theirs, "get", args.duration),
+            "redis SET": lambda: redis_run(redis_port, theirs, "set", args.duration),
+            "native GET": lambda: wrk_run(url, ours, "get", args.duration, "/v1/kv/%s",
+                                          "native"),
+            "native PUT": lambda: wrk_run(url, ours, "put", args.duration, "/v1/kv/%s",
+                                          "native"),
+            "compat GET": lambda: wrk_run(url, ours, "get", args.duration, "/kv/%s", "compat"),
+            "compat PUT": lambda: wrk_run(url, ours, "put", args.duration, "/kv/%s", "compat"),
         }
-        results = {name: [] for name in cases}
+        rates = {name: [] for name in cases}
+        cpus = {name: [] for name in cases}
         for round_no in range(args.rounds):
             order = list(cases) if round_no % 2 == 0 else list(reversed(cases))
             for name in order:
-                rate = cases[name]()
-                results[name].append(rate)
-                print(f"round {round_no + 1}: {name:11} {rate:10.0f} req/s", flush=True)
+                rate, cpu = cases[name]()
+                rates[name].append(rate)
+                cpus[name].append(cpu)
+                print(f"round {round_no + 1}: {name:11} {rate:10.0f} req/s"
+                      f"  {cpu:6.2f} us server CPU per request", flush=True)
                 time.sleep(0.5)
-        median = {name: statistics.median(rates) for name, rates in results.items()}
-        print("\nmedians (req/s):")
-        for name, rate in median.items():
-            print(f"  {name:11} {rate:10.0f}")
-        print("\nratios:")
-        print(f"  native GET / redis GET   {median['native GET'] / median['redis GET']:.2f}"
-              "   (goal >= 1.00)")
-        print(f"  native PUT / redis SET   {median['native PUT'] / median['redis SET']:.2f}"
-              "   (goal >= 0.90)")
-        print(f"  compat GET / native GET  {median['compat GET'] / median['native GET']:.2f}"
-              "   (goal >= 0.95)")
-        print(f"  compat PUT / native PUT  {median['compat PUT'] / median['native PUT']:.2f}"
-              "   (goal >= 0.95)")
+        rate = {name: statistics.median(values) for name, values in rates.items()}
+        cpu = {name: statistics.median(values) for name, values in cpus.items()}
+        print("\nmedians:")
+        for name in cases:
+            print(f"  {name:11} {rate[name]:10.0f} req/s  {cpu[name]:6.2f} us CPU per request")
+        print("\nratios: throughput, and per-core capacity (the inverse ratio of CPU per"
+              " request)")
+        for ours_name, base, goal in [("native GET", "redis GET", 1.00),
+                                      ("native PUT", "redis SET", 0.90),
+                                      ("compat GET", "native GET", 0.95),
+                                      ("compat PUT", "native PUT", 0.95)]:
+            print(f"  {ours_name} / {base:10}  {rate[ours_name] / rate[base]:.2f}"
+                  f"  capacity {cpu[base] / cpu[ours_name]:.2f}   (goal >= {goal:.2f})")
     finally:
         rustkv.terminate()
         redis.terminate()
