@@ -1,10 +1,13 @@
 //! One stored key and its value, in a single allocation, immutable once published.
 //!
-//! An `Entry` is an `Arc<[u8]>` laid out as a 24-byte header (version, deadline,
-//! LRU slot, key length), then the key, then the value. One allocation per entry is
-//! what keeps memory per key low: the skiplist indexes entries by this same `Arc`
-//! (its key borrows the bytes) and the LRU slab holds another reference to it, so
-//! the key is stored once.
+//! An `Entry` is a `triomphe::ThinArc<(), u8>`: one 8-byte pointer to an allocation
+//! holding a single reference count, the length, then a 24-byte header (version,
+//! deadline, LRU slot, key length), the key and the value. One allocation per entry
+//! is what keeps memory per key low: the skiplist indexes entries by this same
+//! pointer (its key borrows the bytes) and the LRU slab holds another reference to
+//! it, so the key is stored once. A thin pointer rather than std's `Arc<[u8]>` (a
+//! 16-byte fat pointer, and a weak count nobody uses) because both the skiplist node
+//! and the slab cell hold one per key: 8 bytes less in each.
 //!
 //! The HTTP handler builds the entry (the only allocation of a write) and the actor
 //! stamps version, deadline and slot into the header while it still holds the only
@@ -12,7 +15,9 @@
 //! an entry: it publishes a new one, so a reader holding an `Entry` always sees a
 //! whole value, never a torn one, without any lock.
 
-use std::{borrow::Borrow, cmp::Ordering, fmt, sync::Arc};
+use std::{borrow::Borrow, cmp::Ordering, fmt};
+
+use triomphe::{Arc, ThinArc};
 
 use super::key::{self, Ordered};
 
@@ -35,7 +40,7 @@ const KEY_LEN: usize = 20;
 const HEADER: usize = 24;
 
 #[derive(Clone)]
-pub struct Entry(Arc<[u8]>);
+pub struct Entry(ThinArc<(), u8>);
 
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
@@ -52,14 +57,34 @@ impl Entry {
         // One allocation of the exact size, zeroed (a memset), then three copies:
         // copying byte by byte through an iterator chain measured as a tenth of
         // start-up time when loading a million entries.
-        let mut bytes: Arc<[u8]> =
-            std::iter::repeat_n(0u8, HEADER + key.len() + value.len()).collect();
-        let cells = Arc::get_mut(&mut bytes).expect("just made");
-        cells[DEADLINE..DEADLINE + 8].copy_from_slice(&NEVER.to_le_bytes());
-        cells[KEY_LEN..KEY_LEN + 4].copy_from_slice(&key_len.to_le_bytes());
-        cells[HEADER..HEADER + key.len()].copy_from_slice(key.as_bytes());
-        cells[HEADER + key.len()..].copy_from_slice(value);
-        Entry(bytes)
+        let zeros = std::iter::repeat_n(0u8, HEADER + key.len() + value.len());
+        let mut entry = Entry(ThinArc::from_header_and_iter((), zeros));
+        entry.write(|cells| {
+            cells[DEADLINE..DEADLINE + 8].copy_from_slice(&NEVER.to_le_bytes());
+            cells[KEY_LEN..KEY_LEN + 4].copy_from_slice(&key_len.to_le_bytes());
+            cells[HEADER..HEADER + key.len()].copy_from_slice(key.as_bytes());
+            cells[HEADER + key.len()..].copy_from_slice(value);
+        });
+        entry
+    }
+
+    /// The whole allocation after the count and length: header, key, value.
+    #[inline]
+    fn bytes(&self) -> &[u8] {
+        &self.0.slice
+    }
+
+    /// Runs `write` on the bytes of an entry no one else holds.
+    ///
+    /// # Panics
+    ///
+    /// If the entry has already been shared (cloned).
+    fn write(&mut self, write: impl FnOnce(&mut [u8])) {
+        self.0.with_arc_mut(|arc| {
+            let bytes = Arc::get_mut(arc)
+                .expect("Entry::stamp: an entry stamped after being shared (cloned)");
+            write(bytes.slice_mut());
+        });
     }
 
     /// Writes the header fields the actor decides, before the entry is published.
@@ -70,19 +95,19 @@ impl Entry {
     /// it holds alone, so a shared one is a bug. Copying would hide it, and leave the
     /// other handle with a header that names no version the store ever handed out.
     pub fn stamp(&mut self, version: u64, deadline: u64, slot: u32) {
-        let bytes = Arc::get_mut(&mut self.0)
-            .expect("Entry::stamp: an entry stamped after being shared (cloned)");
-        bytes[VERSION..VERSION + 8].copy_from_slice(&version.to_le_bytes());
-        bytes[DEADLINE..DEADLINE + 8].copy_from_slice(&deadline.to_le_bytes());
-        bytes[SLOT..SLOT + 4].copy_from_slice(&slot.to_le_bytes());
+        self.write(|bytes| {
+            bytes[VERSION..VERSION + 8].copy_from_slice(&version.to_le_bytes());
+            bytes[DEADLINE..DEADLINE + 8].copy_from_slice(&deadline.to_le_bytes());
+            bytes[SLOT..SLOT + 4].copy_from_slice(&slot.to_le_bytes());
+        });
     }
 
     fn key_len(&self) -> usize {
-        read_u32(&self.0, KEY_LEN) as usize
+        read_u32(self.bytes(), KEY_LEN) as usize
     }
 
     pub fn key_bytes(&self) -> &[u8] {
-        &self.0[HEADER..HEADER + self.key_len()]
+        &self.bytes()[HEADER..HEADER + self.key_len()]
     }
 
     /// The key as text (it was a `&str` when the entry was built).
@@ -92,28 +117,28 @@ impl Entry {
 
     /// The value as validated JSON text, served as is: a GET never re-serializes.
     pub fn value(&self) -> &[u8] {
-        &self.0[HEADER + self.key_len()..]
+        &self.bytes()[HEADER + self.key_len()..]
     }
 
     /// Unique per key for the life of the process (the partition's write counter).
     pub fn version(&self) -> u64 {
-        read_u64(&self.0, VERSION)
+        read_u64(self.bytes(), VERSION)
     }
 
     /// Nanoseconds on the store's clock, if the entry has a TTL.
     pub fn deadline(&self) -> Option<u64> {
-        let deadline = read_u64(&self.0, DEADLINE);
+        let deadline = read_u64(self.bytes(), DEADLINE);
         (deadline != NEVER).then_some(deadline)
     }
 
     /// The entry's LRU slab index, so a reader can report a hit without a lookup.
     pub fn slot(&self) -> u32 {
-        read_u32(&self.0, SLOT)
+        read_u32(self.bytes(), SLOT)
     }
 
     /// True once `now` has reached the deadline: from then on the entry is a miss.
     pub fn is_expired(&self, now: u64) -> bool {
-        now >= read_u64(&self.0, DEADLINE)
+        now >= read_u64(self.bytes(), DEADLINE)
     }
 
     /// The approximate memory the entry is charged for.
@@ -123,7 +148,7 @@ impl Entry {
 
     /// True if both handles name the same published entry.
     pub fn same(&self, other: &Entry) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        self.0.ptr() == other.0.ptr()
     }
 }
 
@@ -164,7 +189,7 @@ impl Ordered for Entry {
     /// no copy of a short key into a padded buffer on every node a lookup passes.
     #[inline]
     fn prefix(&self) -> u64 {
-        match self.0.get(HEADER..HEADER + 8) {
+        match self.bytes().get(HEADER..HEADER + 8) {
             Some(word) => key::masked(
                 u64::from_be_bytes(word.try_into().expect("8 bytes")),
                 self.key_len(),
