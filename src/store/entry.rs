@@ -10,16 +10,18 @@
 //! and the slab cell hold one per key: 8 bytes less in each.
 //!
 //! ## Layout
-//! `version` (u64) | `slot` (u32) | key length byte | [long key's length, u32] | key |
-//! value | [deadline, u64]. Every byte counts: with 16 bytes of count and length,
+//! `version` (u64) | `slot` (u32) | key length byte | key | value | [long key's
+//! length, u32] | [deadline, u64]. Every byte counts: with 16 bytes of count and length,
 //! a 9-byte key and a 42-byte value make 80 bytes, one of mimalloc's size classes,
 //! where 81 would take 96. So the version stays 64 bits (ETags, logs and replicas
 //! name writes by it, and a restart's epoch lives in its high bits) and the slot 32
 //! (a partition may hold more than 2^24 entries), but the key length takes one byte
 //! for keys shorter than 127 bytes (`store.max_key_bytes` allows 65,536, which then
-//! take four more), and the deadline is there only if the entry was built with room
-//! for one: most caches' keys have no TTL, and those pay nothing for it. The length
-//! byte's top bit says whether the room is there.
+//! take four more, after the value), and the deadline is there only if the entry was
+//! built with room for one: most caches' keys have no TTL, and those pay nothing for
+//! it. The length byte's top bit says whether the room is there. The key always
+//! starts at byte 13, so a skiplist comparison reads its 8-byte prefix from a fixed
+//! place, masked by the length byte alone (a long key's byte, 127, masks nothing).
 //!
 //! The HTTP handler builds the entry (the only allocation of a write), with room for
 //! a deadline when the write has a TTL, and the actor stamps version, deadline and
@@ -44,15 +46,14 @@ pub const ENTRY_OVERHEAD: u64 = 160;
 
 const VERSION: usize = 0;
 const SLOT: usize = 8;
-/// The key length byte: the length itself below `LONG_KEY`, else `LONG_KEY` and
-/// the length as a u32 after it; `HAS_DEADLINE` set when the allocation ends with
-/// a deadline.
+/// The key length byte: the length itself below `LONG_KEY`, else `LONG_KEY` (the
+/// length is then a u32 after the value); `HAS_DEADLINE` set when the allocation
+/// ends with a deadline.
 const KEY_LEN: usize = 12;
 const HAS_DEADLINE: u8 = 0x80;
 const LONG_KEY: u8 = 0x7f;
-/// Where a short key starts, and a long key's u32 length.
-const SHORT_KEY_AT: usize = 13;
-const LONG_KEY_AT: usize = 17;
+const KEY_AT: usize = 13;
+const LONG_KEY_BYTES: usize = 4;
 const DEADLINE_BYTES: usize = 8;
 
 #[derive(Clone)]
@@ -80,10 +81,10 @@ impl Entry {
 
     fn build(key: &str, value: &[u8], deadline: bool) -> Self {
         let long = key.len() >= LONG_KEY as usize;
-        let key_at = if long { LONG_KEY_AT } else { SHORT_KEY_AT };
-        let value_at = key_at + key.len();
+        let value_at = KEY_AT + key.len();
         let end = value_at + value.len();
-        let room = if deadline { DEADLINE_BYTES } else { 0 };
+        let room =
+            if long { LONG_KEY_BYTES } else { 0 } + if deadline { DEADLINE_BYTES } else { 0 };
         // One allocation of the exact size, zeroed (a memset), then the copies:
         // copying byte by byte through an iterator chain measured as a tenth of
         // start-up time when loading a million entries.
@@ -92,14 +93,15 @@ impl Entry {
         entry.write(|cells| {
             let length = if long { LONG_KEY } else { key.len() as u8 };
             cells[KEY_LEN] = length | if deadline { HAS_DEADLINE } else { 0 };
+            cells[KEY_AT..value_at].copy_from_slice(key.as_bytes());
+            cells[value_at..end].copy_from_slice(value);
             if long {
                 let key_len = u32::try_from(key.len()).expect("keys are limited far below 4 GiB");
-                cells[SHORT_KEY_AT..LONG_KEY_AT].copy_from_slice(&key_len.to_le_bytes());
+                cells[end..end + LONG_KEY_BYTES].copy_from_slice(&key_len.to_le_bytes());
             }
-            cells[key_at..value_at].copy_from_slice(key.as_bytes());
-            cells[value_at..end].copy_from_slice(value);
             if deadline {
-                cells[end..].copy_from_slice(&NEVER.to_le_bytes());
+                let at = cells.len() - DEADLINE_BYTES;
+                cells[at..].copy_from_slice(&NEVER.to_le_bytes());
             }
         });
         entry
@@ -153,19 +155,33 @@ impl Entry {
         self.bytes()[KEY_LEN] & HAS_DEADLINE != 0
     }
 
-    /// Where the key starts, and its length.
+    /// Bytes after the value: a long key's length, then the deadline.
     #[inline]
-    fn key_span(&self) -> (usize, usize) {
+    fn trailer(&self) -> usize {
+        let byte = self.bytes()[KEY_LEN];
+        let long = if byte & !HAS_DEADLINE == LONG_KEY {
+            LONG_KEY_BYTES
+        } else {
+            0
+        };
+        long + if byte & HAS_DEADLINE != 0 {
+            DEADLINE_BYTES
+        } else {
+            0
+        }
+    }
+
+    #[inline]
+    fn key_len(&self) -> usize {
         let bytes = self.bytes();
         match bytes[KEY_LEN] & !HAS_DEADLINE {
-            LONG_KEY => (LONG_KEY_AT, read_u32(bytes, SHORT_KEY_AT) as usize),
-            short => (SHORT_KEY_AT, short as usize),
+            LONG_KEY => read_u32(bytes, bytes.len() - self.trailer()) as usize,
+            short => short as usize,
         }
     }
 
     pub fn key_bytes(&self) -> &[u8] {
-        let (at, len) = self.key_span();
-        &self.bytes()[at..at + len]
+        &self.bytes()[KEY_AT..KEY_AT + self.key_len()]
     }
 
     /// The key as text (it was a `&str` when the entry was built).
@@ -175,14 +191,8 @@ impl Entry {
 
     /// The value as validated JSON text, served as is: a GET never re-serializes.
     pub fn value(&self) -> &[u8] {
-        let (at, len) = self.key_span();
         let bytes = self.bytes();
-        let end = if self.has_deadline() {
-            bytes.len() - DEADLINE_BYTES
-        } else {
-            bytes.len()
-        };
-        &bytes[at + len..end]
+        &bytes[KEY_AT + self.key_len()..bytes.len() - self.trailer()]
     }
 
     /// Unique per key for the life of the process (the partition's write counter).
@@ -219,7 +229,7 @@ impl Entry {
 
     /// The approximate memory the entry is charged for.
     pub fn charge(&self) -> u64 {
-        charge(self.key_span().1, self.value().len())
+        charge(self.key_len(), self.value().len())
     }
 
     /// True if both handles name the same published entry.
@@ -265,9 +275,13 @@ impl Ordered for Entry {
     /// no copy of a short key into a padded buffer on every node a lookup passes.
     #[inline]
     fn prefix(&self) -> u64 {
-        let (at, len) = self.key_span();
-        match self.bytes().get(at..at + 8) {
-            Some(word) => key::masked(u64::from_be_bytes(word.try_into().expect("8 bytes")), len),
+        let bytes = self.bytes();
+        match bytes.get(KEY_AT..KEY_AT + 8) {
+            // A long key's length byte (127) masks nothing, as its length would not.
+            Some(word) => key::masked(
+                u64::from_be_bytes(word.try_into().expect("8 bytes")),
+                usize::from(bytes[KEY_LEN] & !HAS_DEADLINE),
+            ),
             None => key::prefix(self.key_bytes()),
         }
     }
