@@ -13,7 +13,8 @@ the same run, since this machine is shared and noisy):
     python3 benches/load.py run --url http://127.0.0.1:8000 --script get --keys 10000
                                        # one wrk run against any RustKV
 
-The server is started from target/release/rustkv (build it first), pinned to CPU 0
+The server is started from target/release/rustkv (build it first; or the binary named
+by the RUSTKV environment variable, e.g. another commit's for a before/after), pinned to CPU 0
 with one HTTP worker, and wrk to CPU 1, like ../shared/bench/http-ratio. The Lua
 scripts are in benches/wrk/ (get.lua, put.lua, mixed.lua; KEYS, PATH_FMT, MODE).
 Everything runs on 127.0.0.1. wrk is installed from apt if missing.
@@ -90,7 +91,7 @@ def start_server(capacity, extra=""):
     config.write(f'[server]\nport = {port}\nworkers = 1\n[store]\ncapacity = {capacity}\n'
                  f'max_memory = "8GiB"\n{extra}\n[log]\nlevel = "warn"\n')
     config.close()
-    binary = os.path.join(HERE, "..", "target", "release", "rustkv")
+    binary = os.environ.get("RUSTKV") or os.path.join(HERE, "..", "target", "release", "rustkv")
     process = subprocess.Popen(["taskset", "-c", "0", binary, "--config", config.name])
     wait_port(port)
     return process, f"http://127.0.0.1:{port}", port

@@ -10,6 +10,11 @@ empty (VmRSS from /proc), per key, and the ratio.
     python3 benches/memory_vs_redis.py            # 1,000,000 keys
     python3 benches/memory_vs_redis.py --keys 100000 --skip-redis
     python3 benches/memory_vs_redis.py --persistence --skip-redis
+    python3 benches/memory_vs_redis.py --eviction tinylfu --skip-redis
+
+RustKV runs with `store.eviction = "lru"` unless --eviction says otherwise; its capacity
+is twice the keys, so nothing is evicted (W-TinyLFU's frequency sketch is sized to that
+capacity, 8 bytes per entry of it: its share of the figure is printed).
 
 With --persistence, RustKV is measured with [persistence] mode "off" and "aof" (fsync
 everysec, data under target/bench-data/memory on the real disk), the latter also after a
@@ -151,18 +156,29 @@ def measure(name, command, port, keys, make_request, count_replies, restart=Fals
     return per_key, after
 
 
-def rustkv_config(port, keys, persistence=""):
+def rustkv_config(port, keys, eviction, persistence=""):
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as config:
         config.write(f'[server]\nport = {port}\nworkers = 1\n[store]\ncapacity = {keys * 2}\n'
-                     f'max_memory = "8GiB"\n[log]\nlevel = "warn"\n{persistence}')
+                     f'max_memory = "8GiB"\neviction = "{eviction}"\n[log]\nlevel = "warn"\n'
+                     f'{persistence}')
     return config.name
+
+
+def sketch_bytes(keys):
+    """W-TinyLFU's frequency sketches for the capacity `rustkv_config` sets: one per
+    partition (one per core, as `partitions = 0` resolves), 8 bytes per entry of the
+    partition's capacity rounded up to a power of two (src/store/sketch.rs)."""
+    capacity = keys * 2
+    partitions = max(1, min(len(os.sched_getaffinity(0)), capacity // 1024))
+    words = 1 << max(3, (capacity // partitions - 1).bit_length())
+    return partitions * words * 8
 
 
 def persistence_cost(args):
     """RustKV's bytes per key with persistence off, and with aof (everysec) after the
     PUTs and after a restart that replays them."""
     port = free_port()
-    config = rustkv_config(port, args.keys)
+    config = rustkv_config(port, args.keys, args.eviction)
     off, _ = measure("rustkv off", [args.binary, "--config", config], port, args.keys,
                      rustkv_request, http_replies)
     os.unlink(config)
@@ -170,7 +186,7 @@ def persistence_cost(args):
     shutil.rmtree(data, ignore_errors=True)
     os.makedirs(data)
     port = free_port()
-    config = rustkv_config(port, args.keys, f'[persistence]\nmode = "aof"\ndir = "{data}"\n'
+    config = rustkv_config(port, args.keys, args.eviction, f'[persistence]\nmode = "aof"\ndir = "{data}"\n'
                            f'fsync = "everysec"\n')
     aof, restarted = measure("rustkv aof", [args.binary, "--config", config], port,
                              args.keys, rustkv_request, http_replies, restart=True)
@@ -185,6 +201,8 @@ def main():
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--binary", default="target/release/rustkv")
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--eviction", choices=["lru", "tinylfu"], default="lru",
+                        help="RustKV's store.eviction")
     parser.add_argument("--persistence", action="store_true",
                         help="RustKV also with mode = \"aof\", and after a restart")
     parser.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data", "memory"),
@@ -195,10 +213,13 @@ def main():
         ours = persistence_cost(args)
     else:
         port = free_port()
-        config = rustkv_config(port, args.keys)
+        config = rustkv_config(port, args.keys, args.eviction)
         ours, _ = measure("rustkv", [args.binary, "--config", config], port,
                           args.keys, rustkv_request, http_replies)
         os.unlink(config)
+    if args.eviction == "tinylfu":
+        print(f"of which W-TinyLFU's sketch: {sketch_bytes(args.keys) / args.keys:.1f} bytes/key "
+              f"(8 bytes per entry of the capacity, {args.keys * 2})")
     if args.skip_redis:
         return
     if not shutil.which("redis-server"):

@@ -95,7 +95,7 @@ fn parse_insert(body: &[u8], state: &AppState) -> Result<Put, ApiError> {
         .transpose()?;
     Ok(Put {
         // An exact-size copy: a slice of the request would pin its receive buffer.
-        entry: Entry::new(&insert.key, value),
+        entry: Entry::for_ttl(&insert.key, value, ttl),
         ttl,
         precondition: Precondition::default(),
     })

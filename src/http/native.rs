@@ -121,7 +121,7 @@ async fn write(
     serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map_err(|error| ApiError::InvalidBody(format!("body is not a JSON value: {error}")))?;
     let put = Put {
-        entry: Entry::new(&key, value),
+        entry: Entry::for_ttl(&key, value, ttl),
         ttl,
         precondition,
     };

@@ -163,7 +163,7 @@ fn check_op(op: OpJson<'_>, limits: &Limits) -> Result<Op, ApiError> {
                 .map(|ttl| input::ttl_nanos(ttl, limits))
                 .transpose()?;
             Ok(Op::Put(Put {
-                entry: Entry::new(&op.key, value.get().as_bytes()),
+                entry: Entry::for_ttl(&op.key, value.get().as_bytes(), ttl),
                 ttl,
                 precondition: precondition()?,
             }))

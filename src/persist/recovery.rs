@@ -395,7 +395,8 @@ fn apply(
                 log::warn!("skipping a record whose key is not UTF-8");
                 return;
             };
-            state.restore(Entry::new(key, value), version, deadline, now);
+            let ttl = (deadline != NO_DEADLINE).then_some(deadline);
+            state.restore(Entry::for_ttl(key, value, ttl), version, deadline, now);
         }
         Record::Remove { key, .. } => state.forget(key),
         // Stream-only kinds never belong in a file: nothing to replay.

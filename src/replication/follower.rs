@@ -359,7 +359,7 @@ impl Batch {
                     expires_at.map_or(NO_DEADLINE, |at| clock.from_wall(at).unwrap_or(0));
                 self.max_version = self.max_version.max(version);
                 Replica::Put {
-                    entry: Entry::new(key, value),
+                    entry: Entry::for_ttl(key, value, expires_at),
                     version,
                     deadline,
                 }

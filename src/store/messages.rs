@@ -99,7 +99,8 @@ impl From<PreconditionFailed> for WriteError {
 pub type Applied<T> = Result<(T, Option<Durable>), WriteError>;
 
 /// Insert or replace the entry's key with it. The entry is unpublished (built by
-/// the handler with `Entry::new`); the actor stamps its version, deadline and slot.
+/// the handler with `Entry::for_ttl(.., ttl)`, so it has room for a deadline when
+/// `ttl` is set); the actor stamps its version, deadline and slot.
 #[derive(Debug, Message)]
 #[rtype(result = "Reply<Applied<Written>>")]
 pub struct Put {

@@ -29,7 +29,7 @@ pub(super) fn state_under(eviction: Eviction, capacity: u64, max_memory: u64) ->
 
 pub(super) fn put(key: &str, value: &str, ttl: Option<u64>) -> Put {
     Put {
-        entry: Entry::new(key, value.as_bytes()),
+        entry: Entry::for_ttl(key, value.as_bytes(), ttl),
         ttl,
         precondition: Precondition::default(),
     }
