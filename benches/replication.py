@@ -14,6 +14,16 @@
    time it takes to catch up once the load stops.
 3. Full copy of N keys: a primary filled with N keys (wrk, sequential keys), then a new
    replica started and timed until it streams at the primary's position.
+4. With --instructions, instead: the primary's own work per PUT under the same wrk load
+   (64 connections), counted by callgrind on its HTTP worker thread, with no replica and
+   with one attached. Each runs twice (8 and 16 s); the difference of the two runs'
+   instructions over the difference of their requests cancels start-up and shutdown.
+   Unlike CPU time it does not move with what the other vCPU does (the replica and wrk
+   share CPU 1 and, on this VM, a busy CPU 1 alone raises a primary's CPU per PUT), and
+   it leaves out the kernel's part (one send to the replica per batch of records).
+5. With --control, instead: a primary with no replica, CPU per PUT with CPU 1 running
+   only wrk against CPU 1 running wrk and a niced busy loop: how much of 1.'s ratio the
+   replica's mere presence on the load generator's core can account for.
 
 What it does not measure: throughput on this 2-core VM (the load generator and the
 replica share one core), HTTPS, persistence, more than one replica.
@@ -23,6 +33,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -188,6 +199,95 @@ def full_copy(args):
             process.kill()
 
 
+def instructions_per_put(seconds):
+    """Instructions the primary's worker runs per PUT under wrk, (I(2T) - I(T)) / (R(2T) - R(T))."""
+    results = {}
+    for attached in (False, True):
+        runs = []
+        for duration in (seconds, 2 * seconds):
+            runs.append(callgrind_run(attached, duration))
+        (r1, i1), (r2, i2) = runs
+        results[attached] = (i2 - i1) / (r2 - r1)
+        print(f"{'one replica attached' if attached else 'no replica':20}: "
+              f"{results[attached]:,.0f} instructions per PUT on the primary's worker "
+              f"(runs: {runs})", flush=True)
+    print(f"ratio: {results[True] / results[False]:.3f}")
+
+
+def callgrind_run(attached, seconds):
+    """(requests, worker instructions) of a primary under callgrind serving `seconds` of
+    wrk PUTs, followed by a replica or not."""
+    primary, replica_port = 18321, 18322
+    out = tempfile.mkdtemp()
+    config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    config.write(f'[server]\nport = {primary}\nworkers = 1\n[store]\ntick = "10s"\n'
+                 '[log]\nlevel = "warn"\n')
+    config.close()
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", "valgrind", "--tool=callgrind", "--separate-threads=yes",
+         f"--callgrind-out-file={out}/cg", BINARY, "--config", config.name],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    replica = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if get(primary, "/health")[0] == 200:
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit("the primary under callgrind did not start")
+                time.sleep(0.2)
+        if attached:
+            replica = start(replica_port, 1,
+                            f"[replication]\nprimary = \"http://127.0.0.1:{primary}\"\n")
+            while status(replica_port).get("link") != "streaming":
+                time.sleep(0.1)
+        requests = wrk(primary, seconds, "put.lua", {"MODE": "native", "KEYS": "10000"})
+    finally:
+        if replica:
+            replica.kill()
+        server.terminate()
+        server.wait(timeout=120)
+    counts = []
+    for name in os.listdir(out):
+        with open(os.path.join(out, name)) as file:
+            found = re.search(r"^(?:summary|totals): (\d+)", file.read(), re.MULTILINE)
+        if found:  # the base file of --separate-threads is empty
+            counts.append(int(found.group(1)))
+    shutil.rmtree(out)
+    os.unlink(config.name)
+    # The HTTP worker (which runs the partition actors and the replica's stream too).
+    return requests, max(counts)
+
+
+def control(args):
+    """CPU per PUT of a primary with no replica, with CPU 1 idle but for wrk, and with a
+    busy loop beside wrk there (niced, as a replica applying records is one more task
+    on that core): what the other vCPU's load alone does to the figure of 1."""
+    port = 18331
+    process = start(port, 0)
+    put = ("put.lua", {"MODE": "native", "KEYS": "10000"})
+    per_request = {False: [], True: []}
+    try:
+        wrk(port, 2, *put)
+        for round_no in range(args.rounds):
+            for busy in ((False, True) if round_no % 2 == 0 else (True, False)):
+                loop = subprocess.Popen(["taskset", "-c", "1", "nice", "-n", "10", "sh", "-c",
+                                         "while :; do :; done"]) if busy else None
+                before = cpu_seconds(process.pid)
+                requests = wrk(port, args.seconds, *put)
+                per_request[busy].append((cpu_seconds(process.pid) - before) / requests * 1e6)
+                if loop:
+                    loop.kill()
+                    loop.wait()
+    finally:
+        process.kill()
+    idle, busy = statistics.median(per_request[False]), statistics.median(per_request[True])
+    print(f"primary (no replica) CPU per PUT, median of {args.rounds} rounds: CPU 1 with wrk "
+          f"only {idle:.2f} us, with a busy loop too {busy:.2f} us, ratio {busy / idle:.3f}")
+
+
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--sample-lag":
         sample_lag(int(sys.argv[2]), float(sys.argv[3]))
@@ -198,7 +298,17 @@ def main():
     parser.add_argument("--copy-keys", type=int, default=1_000_000)
     parser.add_argument("--skip-copy", action="store_true")
     parser.add_argument("--only-copy", action="store_true")
+    parser.add_argument("--instructions", type=int, metavar="SECONDS",
+                        help="only the callgrind count (4 above), runs of SECONDS and twice that")
+    parser.add_argument("--control", action="store_true",
+                        help="only the control: a busy CPU 1's effect on a lone primary")
     args = parser.parse_args()
+    if args.control:
+        control(args)
+        return
+    if args.instructions:
+        instructions_per_put(args.instructions)
+        return
     if not args.only_copy:
         cpu_per_put(args)
     if not args.skip_copy:
