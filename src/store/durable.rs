@@ -3,11 +3,13 @@
 //! The log writer publishes its progress (a watch channel) once per round. Were
 //! every waiting write a receiver, each round would wake every waiting request
 //! from the writer's thread: a lock and often a syscall each, which measured as
-//! most of what persistence cost per write. Instead each HTTP worker thread keeps
-//! one relay task per log: the writer wakes the relay, and the relay wakes the
-//! requests waiting on that thread with a thread-local `Notify`.
+//! most of what persistence cost per write. Instead each thread keeps one relay
+//! task per log: the writer wakes the relay, and the relay, on its own thread,
+//! answers the writes parked with it (`Durable::when_safe`, the partition actor's
+//! way: the request then waits for one answer, not for the actor and then the
+//! log) and wakes the requests waiting on it (`Durable::wait`).
 
-use std::{cell::RefCell, rc::Rc, sync::Arc};
+use std::{cell::RefCell, collections::VecDeque, rc::Rc, sync::Arc};
 
 use tokio::sync::Notify;
 
@@ -20,9 +22,45 @@ pub struct Durable {
     outbox: Arc<Outbox>,
 }
 
+/// What to do once a parked write's record is safe (or never will be).
+type Then = Box<dyn FnOnce(Result<(), Refused>)>;
+
+/// One thread's relay for one log.
+struct Relay {
+    outbox: Arc<Outbox>,
+    woken: Notify,
+    /// Parked writes, in the order of their records (one actor fills it, in order).
+    parked: RefCell<VecDeque<(u64, Then)>>,
+}
+
+impl Relay {
+    /// Answers every parked write whose record is settled, oldest first.
+    fn answer_settled(&self) {
+        loop {
+            let next = {
+                let mut parked = self.parked.borrow_mut();
+                let settled = parked
+                    .front()
+                    .and_then(|(seq, _)| self.outbox.progress().outcome(*seq));
+                match settled {
+                    Some(safe) => parked.pop_front().map(|(_, then)| (safe, then)),
+                    None => None,
+                }
+            };
+            // Called outside the borrow: an answer may park another write.
+            let Some((safe, then)) = next else { return };
+            then(if safe {
+                Ok(())
+            } else {
+                Err(refused(&self.outbox))
+            });
+        }
+    }
+}
+
 thread_local! {
     /// This thread's relays, by log.
-    static RELAYS: RefCell<Vec<(Arc<Outbox>, Rc<Notify>)>> = const { RefCell::new(Vec::new()) };
+    static RELAYS: RefCell<Vec<Rc<Relay>>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Durable {
@@ -35,7 +73,7 @@ impl Durable {
     pub async fn wait(self) -> Result<(), Refused> {
         let relay = relay(&self.outbox);
         loop {
-            let notified = relay.notified();
+            let notified = relay.woken.notified();
             let mut notified = std::pin::pin!(notified);
             // Registered before the check, so a round published in between wakes it.
             notified.as_mut().enable();
@@ -43,6 +81,24 @@ impl Durable {
                 Some(true) => return Ok(()),
                 Some(false) => return Err(refused(&self.outbox)),
                 None => notified.await,
+            }
+        }
+    }
+
+    /// Runs `then` once the change is safe (or with why it never will be): now if
+    /// it already is, else from this thread's relay. Must run on an actix thread,
+    /// as partition actors do; tickets of one log must come in the order of their
+    /// records, as one partition's do.
+    pub fn when_safe(self, then: impl FnOnce(Result<(), Refused>) + 'static) {
+        match self.outbox.progress().outcome(self.seq) {
+            Some(true) => then(Ok(())),
+            Some(false) => then(Err(refused(&self.outbox))),
+            None => {
+                let relay = relay(&self.outbox);
+                relay
+                    .parked
+                    .borrow_mut()
+                    .push_back((self.seq, Box::new(then)));
             }
         }
     }
@@ -56,24 +112,32 @@ fn refused(outbox: &Outbox) -> Refused {
 }
 
 /// This thread's relay for `outbox`, started on first use.
-fn relay(outbox: &Arc<Outbox>) -> Rc<Notify> {
+fn relay(outbox: &Arc<Outbox>) -> Rc<Relay> {
     RELAYS.with(|relays| {
         let mut relays = relays.borrow_mut();
-        if let Some((_, notify)) = relays.iter().find(|(known, _)| Arc::ptr_eq(known, outbox)) {
-            return Rc::clone(notify);
+        if let Some(relay) = relays
+            .iter()
+            .find(|relay| Arc::ptr_eq(&relay.outbox, outbox))
+        {
+            return Rc::clone(relay);
         }
-        let notify = Rc::new(Notify::new());
-        relays.push((Arc::clone(outbox), Rc::clone(&notify)));
-        let (mut progress, local) = (outbox.subscribe(), Rc::clone(&notify));
+        let relay = Rc::new(Relay {
+            outbox: Arc::clone(outbox),
+            woken: Notify::new(),
+            parked: RefCell::new(VecDeque::new()),
+        });
+        relays.push(Rc::clone(&relay));
+        let (mut progress, local) = (outbox.subscribe(), Rc::clone(&relay));
         actix::spawn(async move {
             loop {
                 let changed = progress.changed().await;
-                local.notify_waiters();
+                local.answer_settled();
+                local.woken.notify_waiters();
                 if changed.is_err() {
                     break;
                 }
             }
         });
-        notify
+        relay
     })
 }
