@@ -2,10 +2,11 @@
 //!
 //! The store knows nothing of files. A partition with persistence on holds a
 //! `Journal`: at the end of every message its actor hands the changes it made
-//! (`Item`s) to the journal's `Outbox`, one lock per message, and the write's reply
-//! carries a `Durable` ticket for the last of them. Whoever consumes the outbox (the
+//! (`Item`s) to the journal's `Outbox`, one lock per message, and the write carries
+//! a `Durable` ticket for the last of them. Whoever consumes the outbox (the
 //! `persist` log writer, on its own thread) writes the items out and publishes its
-//! `Progress`; the HTTP handler awaits the ticket before it answers. So a write is
+//! `Progress`; a single write's answer is held until the ticket is settled (see
+//! `partition::Settled`), other messages' callers await their tickets. So a write is
 //! visible to readers as soon as the actor applies it, and acknowledged only once
 //! its record is written (and synced, under `fsync = "always"`).
 //!
