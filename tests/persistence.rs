@@ -248,10 +248,21 @@ fn put_in_background(server: &TestServer, key: &str) -> mpsc::Receiver<u16> {
 /// held back, the reply waits; released, it comes. Under `everysec` it does not wait.
 #[test]
 fn always_answers_only_after_the_sync() {
+    answers_only_after_the_sync("");
+}
+
+/// The same with the partitions' actors on their own threads, where the answers
+/// wait with those threads' relays instead of the HTTP workers'.
+#[test]
+fn always_answers_only_after_the_sync_with_actors_on_arbiters() {
+    answers_only_after_the_sync("[store]\nplacement = \"arbiters\"\n");
+}
+
+fn answers_only_after_the_sync(extra: &str) {
     let dir = tempfile::tempdir().unwrap();
     let gate = Arc::new(Gate::default());
     gate.set(true);
-    let toml = config(dir.path(), "fsync = \"always\"\n");
+    let toml = config(dir.path(), &format!("fsync = \"always\"\n{extra}"));
     let server = TestServer::start_at(&toml, SystemTime::now(), Some(gate.hook()));
     let _opens = Opens(Arc::clone(&gate));
     // One sync per sequential write at least: each waits for its own.
