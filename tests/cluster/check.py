@@ -92,6 +92,23 @@ def status_of(port):
     return json.loads(body)
 
 
+def writable_shards():
+    """The shards whose write backend HAProxy has a server UP in (its stats socket).
+    A primary starts fenced until its replica connects, and HAProxy takes `rise`
+    good checks to mark it UP again, so each shard becomes writable on its own."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stats:
+        stats.settimeout(5)
+        stats.connect(os.path.join(RUN, "haproxy.sock"))
+        stats.sendall(b"show stat\n")
+        text = b""
+        while chunk := stats.recv(65536):
+            text += chunk
+    rows = [line.split(",") for line in text.decode().splitlines() if line and line[0] != "#"]
+    return {row[0] for row in rows
+            if row[0].endswith("_write") and row[1] not in ("FRONTEND", "BACKEND")
+            and row[17] == "UP"}
+
+
 def key_set():
     """Keys of every awkward kind: %2F and raw slashes, delete/ prefixes,
     non-ASCII (2, 3 and 4 UTF-8 bytes), quotes, backslashes, spaces and '+'."""
@@ -139,6 +156,8 @@ def main():
     proxy = Client(PROXY)
     wait("every node answers", 30, lambda: all(
         Client(port).request("GET", "/health")[0] == 200 for port in PRIMARIES + REPLICAS))
+    wait("HAProxy has a writable primary in every shard", 30,
+         lambda: writable_shards() == {f"shard{i}_write" for i in (1, 2, 3)})
     wait("HAProxy routes writes", 30,
          lambda: write(proxy, "warm-up", 0, 1)[0] == 200 or write(proxy, "warm-up", 0, 1)[0] == 201)
 
