@@ -13,7 +13,7 @@ use std::{cell::RefCell, collections::VecDeque, rc::Rc, sync::Arc};
 
 use tokio::sync::Notify;
 
-use super::journal::{Outbox, Refused};
+use super::journal::{Outbox, Progress, Refused};
 
 /// A write's claim on its record being safe.
 #[derive(Debug)]
@@ -34,26 +34,20 @@ struct Relay {
 }
 
 impl Relay {
-    /// Answers every parked write whose record is settled, oldest first.
+    /// Answers every parked write whose record is settled, oldest first. One read
+    /// of the progress serves the whole drain: what it does not cover yet, the
+    /// writer's next publication (which wakes the relay again) will.
     fn answer_settled(&self) {
+        let progress = self.outbox.progress();
         loop {
             let next = {
                 let mut parked = self.parked.borrow_mut();
-                let settled = parked
-                    .front()
-                    .and_then(|(seq, _)| self.outbox.progress().outcome(*seq));
-                match settled {
-                    Some(safe) => parked.pop_front().map(|(_, then)| (safe, then)),
-                    None => None,
-                }
+                let settled = parked.front().and_then(|(seq, _)| settled(&progress, *seq));
+                settled.and_then(|answer| parked.pop_front().map(|(_, then)| (answer, then)))
             };
             // Called outside the borrow: an answer may park another write.
-            let Some((safe, then)) = next else { return };
-            then(if safe {
-                Ok(())
-            } else {
-                Err(refused(&self.outbox))
-            });
+            let Some((answer, then)) = next else { return };
+            then(answer);
         }
     }
 }
@@ -77,9 +71,8 @@ impl Durable {
             let mut notified = std::pin::pin!(notified);
             // Registered before the check, so a round published in between wakes it.
             notified.as_mut().enable();
-            match self.outbox.progress().outcome(self.seq) {
-                Some(true) => return Ok(()),
-                Some(false) => return Err(refused(&self.outbox)),
+            match settled(&self.outbox.progress(), self.seq) {
+                Some(answer) => return answer,
                 None => notified.await,
             }
         }
@@ -90,9 +83,8 @@ impl Durable {
     /// as partition actors do; tickets of one log must come in the order of their
     /// records, as one partition's do.
     pub fn when_safe(self, then: impl FnOnce(Result<(), Refused>) + 'static) {
-        match self.outbox.progress().outcome(self.seq) {
-            Some(true) => then(Ok(())),
-            Some(false) => then(Err(refused(&self.outbox))),
+        match settled(&self.outbox.progress(), self.seq) {
+            Some(answer) => then(answer),
             None => {
                 let relay = relay(&self.outbox);
                 relay
@@ -104,8 +96,15 @@ impl Durable {
     }
 }
 
-fn refused(outbox: &Outbox) -> Refused {
-    if outbox.progress().stopped {
+/// What became of change `seq` as of `progress`; `None` while it is on its way.
+fn settled(progress: &Progress, seq: u64) -> Option<Result<(), Refused>> {
+    progress
+        .outcome(seq)
+        .map(|safe| if safe { Ok(()) } else { Err(refused(progress)) })
+}
+
+fn refused(progress: &Progress) -> Refused {
+    if progress.stopped {
         return Refused("the log writer has stopped".into());
     }
     Refused("the write was applied in memory but its log failed; it may be lost on restart".into())
