@@ -9,8 +9,9 @@
 //! `shared` (the read side), `partition` (the actor), `messages` (its API),
 //! `handle` (reaching an actor, adopting a lost one), `journal` (what a partition
 //! hands its log, when persistence is on) and `durable` (a write waiting for its
-//! record), `stats`, `clock`, `key` (how a lookup compares keys); `op` and `group` (batches and transactions), `scan`
-//! and `glob` (ordered scans and Redis MATCH patterns).
+//! record), `stats`, `clock`, `key` (how a lookup compares keys); `op` and `group`
+//! (batches and transactions), `scan` and `glob` (ordered scans and Redis MATCH
+//! patterns).
 
 mod clock;
 mod durable;
