@@ -32,8 +32,10 @@ const TLS_HANDSHAKE: u8 = 0x16;
 const H2_PREFACE: &[u8; 12] = b"PRI * HTTP/2";
 
 /// A plain connection: HTTP/2 if its first bytes are the preface, else HTTP/1.
-/// Waits for the first bytes up to `keep_alive` (a connection that never speaks
-/// is idle) and closes if none come.
+/// Waits for the first bytes up to the longer of `keep_alive` (a connection that
+/// never speaks is idle) and `client_request_timeout` (the first request's head
+/// deadline, which an HTTP/1 connection applies from its start), and closes if
+/// none come.
 pub async fn plain(
     tcp: TcpStream,
     lifecycle: Arc<Lifecycle>,
