@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use super::{
     Replica, Store, StoreError,
     messages::Replay,
-    op::{Apply, Compare, Lock, Op, Outcome, Release, TxnMark},
+    op::{Apply, BatchOp, Compare, Lock, Op, Outcome, Release, TxnMark},
     partition::Partition,
 };
 
@@ -52,40 +52,38 @@ pub struct TxnDone {
 
 impl Store {
     /// Applies `ops` in order per key, each atomic on its own; one outcome per op.
-    pub async fn batch(&self, ops: Vec<Op>) -> Vec<Outcome> {
-        let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
+    pub async fn batch(&self, ops: Vec<BatchOp<'_>>) -> Vec<Outcome> {
+        // Every slot is overwritten: a get read here, or an op sent below.
+        let mut outcomes: Vec<Outcome> = ops.iter().map(|_| Outcome::Missing).collect();
         let now = self.now();
         // Only a write that a later get may read is remembered: a batch of writes
         // alone hashes and copies none of its keys.
-        let last_get = ops.iter().rposition(|op| !op.is_write());
+        let last_get = ops.iter().rposition(|op| matches!(op, BatchOp::Get(_)));
         let mut written: HashSet<Box<[u8]>> = HashSet::new();
-        let mut sent = Vec::with_capacity(ops.len());
+        let mut sent = Vec::new();
         for (index, op) in ops.into_iter().enumerate() {
-            match &op {
-                Op::Get { key } if !written.contains(key.as_bytes()) => {
+            match op {
+                BatchOp::Get(key) if !written.contains(key.as_bytes()) => {
                     let shared = &self.partition(key.as_bytes()).shared;
-                    outcomes[index] = Some(found(shared.get(key, now)));
-                    continue;
+                    outcomes[index] = found(shared.get(&key, now));
                 }
-                Op::Get { .. } => {}
-                _ if last_get.is_some_and(|last| index < last) => {
-                    written.insert(op.key().into());
+                BatchOp::Get(key) => sent.push((index, Op::Get { key: key.into() })),
+                BatchOp::Op(op) => {
+                    if last_get.is_some_and(|last| index < last) {
+                        written.insert(op.key().into());
+                    }
+                    sent.push((index, op));
                 }
-                _ => {}
             }
-            sent.push((index, op));
         }
         let sends = self
             .by_partition(sent.into_iter(), |(_, op)| op.key())
             .into_iter()
             .map(|(partition, ops)| self.apply_on(partition, None, ops, None));
         for (index, outcome) in join_all(sends).await.into_iter().flatten() {
-            outcomes[index] = Some(outcome);
+            outcomes[index] = outcome;
         }
         outcomes
-            .into_iter()
-            .map(|outcome| outcome.expect("every op has an outcome"))
-            .collect()
     }
 
     /// Runs `txn` atomically with respect to every other write and transaction.
