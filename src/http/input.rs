@@ -129,14 +129,19 @@ fn check_media_type(req: &HttpRequest) -> Result<(), ApiError> {
         return Ok(());
     };
     let text = value.to_str().unwrap_or_default().trim();
-    let essence = text
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let is_json = essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let essence = text.split(';').next().unwrap_or_default().trim().as_bytes();
+    // Compared ignoring case in place: a lowercased copy was an allocation per write.
+    let starts = |prefix: &str| {
+        essence
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+    };
+    let ends = |suffix: &str| {
+        (essence.len().checked_sub(suffix.len()))
+            .is_some_and(|at| essence[at..].eq_ignore_ascii_case(suffix.as_bytes()))
+    };
+    let is_json = essence.eq_ignore_ascii_case(b"application/json")
+        || (starts("application/") && ends("+json"));
     if is_json {
         Ok(())
     } else {
