@@ -52,6 +52,8 @@ KINDS = {
     "native-put": ("PUT", "/v1/kv/key{n}?ttl=3600", '{"name":"Alice","age":30}'),
     "compat-get": ("GET", "/kv/key{n}", None),
     "compat-put": ("PUT", "/kv/insert", '{"key":"key{n}","value":{"name":"Alice","age":30}}'),
+    # As benches/versus_redis.py's PUT: no TTL (as SET has none), the 42-byte value.
+    "native-put-42": ("PUT", "/v1/kv/key{n}", '{"name":"Alice","age":30,"tags":["a","b"]}'),
 }
 # Batches: a body per request, built by `batch_body`.
 BATCH_KINDS = {"batch-get": "get", "batch-put": "put"}

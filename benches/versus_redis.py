@@ -23,6 +23,13 @@ when the server is the bottleneck, and it does not depend on whether the load
 generator (sharing the machine with other work) kept the server saturated, so the
 CPU-per-request ratios are printed beside the throughput ratios.
 
+With --instructions it counts instructions instead (callgrind, one connection, the
+differential method of benches/instructions.py: N and 2N requests, the difference
+over N): RustKV's worker thread per native GET and per native PUT (no TTL, the
+42-byte value, 10,000 keys preloaded) and Redis's main thread per GET and SET
+(`redis-benchmark -c 1 -d 42 -r 10000`, the key space preloaded), and what a write
+costs beyond a read on each. Needs valgrind (installed from apt if missing).
+
 Installs wrk and redis-server (redis-tools) from apt if missing. Loopback only.
 """
 import argparse
@@ -30,8 +37,10 @@ import os
 import re
 import shutil
 import statistics
+import glob
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -102,13 +111,72 @@ def wrk_run(url, pid, script, seconds, path_fmt, mode):
     return rate, cpu / requests * 1e6
 
 
+def redis_instructions(test, requests):
+    """Instructions Redis's main thread runs per `test` request on one connection."""
+    def run(count):
+        tmp = tempfile.mkdtemp()
+        out = os.path.join(tmp, "callgrind.out")
+        port = free_port()
+        process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+             f"--callgrind-out-file={out}", "redis-server", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--bind", "127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(port, timeout=60, process=process)
+        bench = ["redis-benchmark", "-p", str(port), "-r", str(KEYS), "-d", "42", "-c", "1",
+                 "-q"]
+        subprocess.run(bench + ["-t", "set", "-n", str(KEYS * 5)], check=True,
+                       capture_output=True)
+        subprocess.run(bench + ["-t", test, "-n", str(count)], check=True, capture_output=True)
+        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"],
+                       capture_output=True)
+        process.wait(timeout=120)
+        totals = []
+        for path in glob.glob(out + "-*"):
+            with open(path) as file:
+                totals.append(int(re.search(r"^(?:summary|totals): (\d+)", file.read(),
+                                            re.MULTILINE).group(1)))
+        shutil.rmtree(tmp)
+        return max(totals)
+    return (run(2 * requests) - run(requests)) / requests
+
+
+def instructions(requests):
+    """Instructions per request, RustKV's worker and Redis's main thread, side by side."""
+    import instructions as ours  # benches/instructions.py
+    if not shutil.which("valgrind"):
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind"], check=True)
+    ours.BINARY = os.path.abspath("target/release/rustkv")
+    counts = {}
+    for kind in ["native-get", "native-put-42"]:
+        tmp = tempfile.mkdtemp()
+        once = ours.count(kind, True, requests, tmp, keys=KEYS)[0]
+        twice = ours.count(kind, True, 2 * requests, tmp, keys=KEYS)[0]
+        shutil.rmtree(tmp)
+        counts[kind] = (twice - once) / requests
+    for test in ["get", "set"]:
+        counts[f"redis {test}"] = redis_instructions(test, requests)
+    print(f"instructions per request, one connection, {requests} and {2 * requests} requests:")
+    for name, value in counts.items():
+        print(f"  {name:14} {value:9,.0f}")
+    print(f"  a write beyond a read: RustKV {counts['native-put-42'] - counts['native-get']:,.0f},"
+          f" Redis {counts['redis set'] - counts['redis get']:,.0f}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5, help="seconds per run")
+    parser.add_argument("--instructions", type=int, metavar="N",
+                        help="count instructions per request with callgrind instead "
+                        "(N and 2N requests)")
     args = parser.parse_args()
-    ensure_wrk()
     ensure_redis()
+    if args.instructions:
+        instructions(args.instructions)
+        return
+    ensure_wrk()
     rustkv, url, port = start_server(KEYS * 10)
     redis, redis_port = start_redis()
     try:
