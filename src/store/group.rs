@@ -61,6 +61,9 @@ impl Store {
         let last_get = ops.iter().rposition(|op| matches!(op, BatchOp::Get(_)));
         let mut written: HashSet<Box<[u8]>> = HashSet::new();
         let mut sent = Vec::new();
+        // Each lookup pins the epoch; with this pin held they only nest in it, which
+        // spares each its own fence and release.
+        let pinned = crossbeam::epoch::pin();
         for (index, op) in ops.into_iter().enumerate() {
             match op {
                 BatchOp::Get(key) if !written.contains(key.as_bytes()) => {
@@ -76,6 +79,7 @@ impl Store {
                 }
             }
         }
+        drop(pinned);
         let sends = self
             .by_partition(sent.into_iter(), |(_, op)| op.key())
             .into_iter()
