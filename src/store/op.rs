@@ -1,10 +1,11 @@
 //! Groups of operations: what batches and transactions hand the store, and what
 //! each operation came to.
 //!
-//! A batch or a transaction is a list of `Op`s. The store sends each partition
-//! the ops on its keys, in their order, as one `Apply` message; gets of keys the
-//! group does not write earlier are read lock-free instead. Nothing here knows
-//! about HTTP: the handlers build ops from JSON and map outcomes to statuses.
+//! A transaction is a list of `Op`s, a batch a list of `BatchOp`s (whose gets
+//! borrow their keys from the request). The store sends each partition the ops on
+//! its keys, in their order, as one `Apply` message; a batch's gets of keys it does
+//! not write earlier are read lock-free instead. Nothing here knows about HTTP:
+//! the handlers build ops from JSON and map outcomes to statuses.
 
 use std::{
     borrow::Cow,
