@@ -184,7 +184,7 @@ def flat(rounds):
 
     Both stores run at once (each pinned to CPU 0, only one loaded at a time), and
     each round measures them back to back, in alternating order, so the ratio
-    compares runs minutes apart at most, not the two halves of the benchmark."""
+    compares runs seconds apart, not the two halves of the benchmark."""
     results = {}
     servers = {}
     try:
