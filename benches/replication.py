@@ -40,6 +40,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from instructions import thread_instructions  # noqa: E402  (benches/instructions.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BINARY = os.environ.get("RUSTKV", os.path.join(TARGET, "release", "rustkv"))
@@ -249,12 +252,7 @@ def callgrind_run(attached, seconds):
             replica.kill()
         server.terminate()
         server.wait(timeout=120)
-    counts = []
-    for name in os.listdir(out):
-        with open(os.path.join(out, name)) as file:
-            found = re.search(r"^(?:summary|totals): (\d+)", file.read(), re.MULTILINE)
-        if found:  # the base file of --separate-threads is empty
-            counts.append(int(found.group(1)))
+    counts = thread_instructions([os.path.join(out, name) for name in os.listdir(out)])
     shutil.rmtree(out)
     os.unlink(config.name)
     # The HTTP worker (which runs the partition actors and the replica's stream too).

@@ -44,6 +44,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import instructions as callgrind  # noqa: E402  (benches/instructions.py)
 from load import (  # noqa: E402
     cpu_seconds, ensure_wrk, free_port, preload, start_server, wait_port)
 
@@ -131,11 +132,7 @@ def redis_instructions(test, requests):
         subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"],
                        capture_output=True)
         process.wait(timeout=120)
-        totals = []
-        for path in glob.glob(out + "-*"):
-            with open(path) as file:
-                totals.append(int(re.search(r"^(?:summary|totals): (\d+)", file.read(),
-                                            re.MULTILINE).group(1)))
+        totals = callgrind.thread_instructions(glob.glob(out + "-*"))
         shutil.rmtree(tmp)
         return max(totals)
     return (run(2 * requests) - run(requests)) / requests
@@ -143,16 +140,15 @@ def redis_instructions(test, requests):
 
 def instructions(requests):
     """Instructions per request, RustKV's worker and Redis's main thread, side by side."""
-    import instructions as ours  # benches/instructions.py
     if not shutil.which("valgrind"):
         subprocess.run(["apt-get", "update", "-qq"], check=True)
         subprocess.run(["apt-get", "install", "-y", "-qq", "valgrind"], check=True)
-    ours.BINARY = os.path.abspath("target/release/rustkv")
+    callgrind.BINARY = os.path.abspath("target/release/rustkv")
     counts = {}
     for kind in ["native-get", "native-put-42"]:
         tmp = tempfile.mkdtemp()
-        once = ours.count(kind, True, requests, tmp, keys=KEYS)[0]
-        twice = ours.count(kind, True, 2 * requests, tmp, keys=KEYS)[0]
+        once = callgrind.count(kind, True, requests, tmp, keys=KEYS)[0]
+        twice = callgrind.count(kind, True, 2 * requests, tmp, keys=KEYS)[0]
         shutil.rmtree(tmp)
         counts[kind] = (twice - once) / requests
     for test in ["get", "set"]:
