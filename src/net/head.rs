@@ -118,8 +118,8 @@ fn check_path(path: &str) -> Result<(), Refusal> {
 fn read_fields(headers: &[httparse::Header<'_>], http10: bool) -> Result<Fields, Refusal> {
     let mut fields = Fields::default();
     for header in headers {
-        // Decoded only for the four fields read here: a request's other fields
-        // (Host, Content-Type, Accept...) cost nothing more (~100 instructions each).
+        // Decoded (a UTF-8 check and a trim) only for the four fields read here, not
+        // for a request's others (Host, Content-Type, Accept...).
         let value = || std::str::from_utf8(header.value).map(str::trim);
         let name = header.name;
         if name.eq_ignore_ascii_case("content-length") {

@@ -163,13 +163,9 @@ impl Entry {
     /// Bytes after the value: a long key's length, then the deadline.
     #[inline]
     fn trailer(&self) -> usize {
-        let byte = self.bytes()[KEY_LEN];
-        let long = if byte & !HAS_DEADLINE == LONG_KEY {
-            LONG_KEY_BYTES
-        } else {
-            0
-        };
-        long + if byte & HAS_DEADLINE != 0 {
+        let long = self.bytes()[KEY_LEN] & !HAS_DEADLINE == LONG_KEY;
+        let long = if long { LONG_KEY_BYTES } else { 0 };
+        long + if self.has_deadline() {
             DEADLINE_BYTES
         } else {
             0

@@ -70,7 +70,7 @@ impl Store {
                     let shared = &self.partition(key.as_bytes()).shared;
                     outcomes[index] = found(shared.get(&key, now));
                 }
-                BatchOp::Get(key) => sent.push((index, Op::Get { key: key.into() })),
+                get @ BatchOp::Get(_) => sent.push((index, get.into_op())),
                 BatchOp::Op(op) => {
                     if last_get.is_some_and(|last| index < last) {
                         written.insert(op.key().into());
