@@ -300,6 +300,26 @@ fn everysec_does_not_wait_for_the_sync() {
     assert_eq!(status, Ok(201), "everysec waited for a sync");
 }
 
+/// A write wakes the log writer: it is not left for the writer's idle timeout
+/// (one second under `fsync = "no"`), on the HTTP workers or on arbiters. Were the
+/// wake lost, each of these sequential writes would wait about a second.
+#[test]
+fn a_write_wakes_the_log_writer() {
+    for extra in ["", "[store]\nplacement = \"arbiters\"\n"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = TestServer::start(&config(dir.path(), &format!("fsync = \"no\"\n{extra}")));
+        let started = std::time::Instant::now();
+        for i in 0..10 {
+            put(&server, &format!("k{i}"), json!(i), "");
+        }
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(3),
+            "10 writes took {took:?} ({extra:?})"
+        );
+    }
+}
+
 /// The number of compactions once none has completed for a while (so none is
 /// under way).
 fn settled_rewrites(server: &TestServer, deadline: std::time::Instant) -> f64 {
