@@ -13,7 +13,7 @@ use std::{
     path::Path,
     sync::{
         Arc, Condvar, Mutex,
-        atomic::{AtomicU64, Ordering::SeqCst},
+        atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
         mpsc,
     },
     thread,
@@ -193,6 +193,8 @@ struct Gate {
     open: Mutex<bool>,
     opened: Condvar,
     syncs: AtomicU64,
+    /// Syncs that found the gate shut.
+    held: AtomicU64,
 }
 
 impl Gate {
@@ -200,6 +202,9 @@ impl Gate {
         let gate = Arc::clone(self);
         Arc::new(move |file: &fs::File| {
             let mut open = gate.open.lock().unwrap();
+            if !*open {
+                gate.held.fetch_add(1, SeqCst);
+            }
             while !*open {
                 open = gate.opened.wait(open).unwrap();
             }
@@ -317,6 +322,103 @@ fn a_write_wakes_the_log_writer() {
             took < Duration::from_secs(3),
             "10 writes took {took:?} ({extra:?})"
         );
+    }
+}
+
+/// Under `everysec` a sync under way does not hold up the writes after it: they
+/// are written and answered while the sync waits (as Redis's background fsync).
+#[test]
+fn everysec_answers_writes_while_a_sync_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Gate::default());
+    let toml = config(dir.path(), "fsync = \"everysec\"\n");
+    let server = TestServer::start_at(&toml, SystemTime::now(), Some(gate.hook()));
+    let _opens = Opens(Arc::clone(&gate));
+    put(&server, "before", json!(1), "");
+    // The write leaves the log dirty: within about a second a sync starts and waits.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while gate.held.load(SeqCst) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no sync started");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let reply = put_in_background(&server, "during");
+    let status = reply.recv_timeout(Duration::from_secs(5));
+    assert_eq!(status, Ok(201), "a write waited for the sync under way");
+    assert_eq!(gate.syncs.load(SeqCst), 0, "the sync was still held");
+    gate.set(true);
+}
+
+/// A sync hook that fails (as after an I/O error) while its switch is on, and
+/// counts the calls.
+fn failing_sync(failing: &Arc<AtomicBool>, calls: &Arc<AtomicU64>) -> SyncHook {
+    let (failing, calls) = (Arc::clone(failing), Arc::clone(calls));
+    Arc::new(move |file: &fs::File| {
+        calls.fetch_add(1, SeqCst);
+        if failing.load(SeqCst) {
+            return Err(std::io::Error::other("injected sync failure"));
+        }
+        file.sync_data()
+    })
+}
+
+/// Polls `put` of fresh keys until one answers `status` (bounded); answers its body.
+fn put_until(server: &TestServer, status: u16, what: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for i in 0.. {
+        let reply = server.request(
+            "PUT",
+            &format!("/v1/kv/{what}{i}"),
+            &[("Content-Type", "application/json")],
+            Some(b"1"),
+        );
+        assert!(matches!(reply.status, 201 | 503), "{what}: {reply:?}");
+        if reply.status == status {
+            return reply.json();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: never {status}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    unreachable!()
+}
+
+/// A failed sync faults the log, also when it ran in the background (everysec):
+/// writes are refused with 503 and `/health` says why, reads go on, and once syncs
+/// work again a fresh log heals the node by itself.
+#[test]
+fn a_failed_sync_refuses_writes_until_a_fresh_log_is_written() {
+    for fsync in ["everysec", "always"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (failing, calls) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
+        let toml = config(
+            dir.path(),
+            // One partition: one log, so no other log's fault can follow the healing.
+            &format!("fsync = \"{fsync}\"\nretry_interval = \"100ms\"\n[store]\npartitions = 1\n"),
+        );
+        let server = TestServer::start_at(
+            &toml,
+            SystemTime::now(),
+            Some(failing_sync(&failing, &calls)),
+        );
+        put(&server, "kept", json!("v"), "");
+        failing.store(true, SeqCst);
+        let refused = put_until(&server, 503, &format!("{fsync}-fail"));
+        assert_eq!(refused["error"], "writes_refused", "{fsync}: {refused}");
+        assert!(calls.load(SeqCst) > 0);
+        assert_eq!(server.get("/health").status, 503, "{fsync}");
+        assert_eq!(
+            read(&server, "kept").map(|(value, ..)| value),
+            Some(json!("v"))
+        );
+        failing.store(false, SeqCst);
+        put_until(&server, 201, &format!("{fsync}-healed"));
+        assert_eq!(server.get("/health").status, 200, "{fsync}");
+        assert!(metric(&server, "rustkv_log_faults_total") >= 1.0, "{fsync}");
     }
 }
 

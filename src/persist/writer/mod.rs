@@ -4,7 +4,9 @@
 //! This thread takes everything queued since its last round, encodes it, writes it
 //! with one `write(2)`, syncs it under `fsync = "always"`, and only then publishes
 //! the progress that lets the waiting writes answer. Writes that arrive while it
-//! writes or syncs queue up and share the next round: group commit.
+//! writes or syncs queue up and share the next round: group commit. Under
+//! `everysec` the sync runs about once a second on a short-lived thread of its own,
+//! so that writes go on being written and answered while the disk catches up.
 //!
 //! It also writes snapshots: on `SnapshotStart` it closes the current log (synced)
 //! and opens a new one, which the manifest lists at once, so whatever happens next
@@ -93,6 +95,7 @@ impl Writer {
             fault: None,
             last_sync: Instant::now(),
             dirty: false,
+            syncing: None,
             retry_at: None,
             lost_after: None,
         };
@@ -198,7 +201,11 @@ impl Writer {
         }
     }
 
+    /// Syncs the log here and now (after any sync under way elsewhere, whose
+    /// failure faults the log instead: a second sync of that file could report
+    /// success for pages the first one lost).
     fn sync_log(&mut self, state: &mut Runtime) {
+        self.settle_sync(state, true);
         let Some(log) = &self.log else {
             return;
         };
@@ -238,6 +245,8 @@ impl Writer {
         }
         self.log = None;
         state.dirty = false;
+        // A sync still running on the dropped log says nothing more that matters.
+        state.syncing = None;
         if state.fault.is_none() {
             log::error!(
                 "partition {}: {reason}; refusing writes until a fresh log can be written",
@@ -252,11 +261,65 @@ impl Writer {
         state.retry_at = Some(Instant::now() + self.retry_interval);
     }
 
+    /// Starts an everysec sync on a thread of its own, so that this thread goes
+    /// on writing (and writes go on being answered) while it runs, as Redis's
+    /// everysec syncs run on a background thread. Falls back to syncing here.
+    fn sync_in_background(&mut self, state: &mut Runtime) {
+        let Some(log) = &self.log else {
+            return;
+        };
+        let Ok(file) = log.file.try_clone() else {
+            return self.sync_log(state);
+        };
+        let (sync, outbox) = (Arc::clone(&self.sync), Arc::clone(&self.outbox));
+        let spawned = std::thread::Builder::new()
+            .name(format!("rustkv-sync-{}", self.index))
+            .spawn(move || {
+                let started = Instant::now();
+                let synced = sync(&file);
+                if synced.is_ok() {
+                    outbox.health.counters.add_sync(started.elapsed());
+                }
+                synced
+            });
+        match spawned {
+            Ok(thread) => {
+                let name = log.name.clone();
+                state.syncing = Some(Syncing { thread, name });
+                state.dirty = false;
+                state.last_sync = Instant::now();
+            }
+            Err(_) => self.sync_log(state),
+        }
+    }
+
+    /// Takes the outcome of the background sync once it is done (or waits for it):
+    /// a failed one faults the log.
+    fn settle_sync(&mut self, state: &mut Runtime, wait: bool) {
+        let Some(syncing) = state
+            .syncing
+            .take_if(|syncing| wait || syncing.thread.is_finished())
+        else {
+            return;
+        };
+        let synced = syncing
+            .thread
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the sync thread panicked")));
+        if let Err(error) = synced {
+            let reason = format!("cannot sync {}: {error}", syncing.name);
+            self.fault(reason, state);
+        }
+    }
+
     /// After a round: everysec syncs, the final sync, compaction and retries.
     fn housekeeping(&mut self, state: &mut Runtime, last: bool) {
+        self.settle_sync(state, last);
         let due = state.last_sync.elapsed() >= Duration::from_secs(1);
-        if state.dirty && (last || (self.fsync == Fsync::Everysec && due)) {
+        if state.dirty && last {
             self.sync_log(state);
+        } else if state.dirty && self.fsync == Fsync::Everysec && due && state.syncing.is_none() {
+            self.sync_in_background(state);
         }
         self.outbox.log_bytes.store(self.log_bytes, Relaxed);
         if state.snapshot.is_some() {
@@ -278,6 +341,13 @@ impl Writer {
     }
 }
 
+/// A sync of the log running on a thread of its own.
+struct Syncing {
+    thread: std::thread::JoinHandle<std::io::Result<()>>,
+    /// The log it syncs, for the fault's reason.
+    name: String,
+}
+
 /// Publishes that the writer stopped when dropped.
 struct Stopped(Arc<Outbox>);
 
@@ -293,8 +363,10 @@ struct Runtime {
     /// Why the log is faulted, if it is.
     fault: Option<String>,
     last_sync: Instant,
-    /// Written since the last sync.
+    /// Written since the last sync (or the start of the one under way).
     dirty: bool,
+    /// An everysec sync running on its own thread.
+    syncing: Option<Syncing>,
     retry_at: Option<Instant>,
     /// The last change safe before the current fault: the lost range starts after it.
     lost_after: Option<u64>,

@@ -31,7 +31,7 @@ impl Writer {
         // The old log gets everything before this point, synced: it is never
         // appended to again.
         self.flush(round, state);
-        if state.dirty {
+        if state.dirty || state.syncing.is_some() {
             self.sync_log(state);
         }
         self.settle(round, state);
