@@ -291,14 +291,21 @@ fn answers_only_after_the_sync(extra: &str) {
     assert!(metric(&server, "rustkv_log_sync_seconds_count") >= 11.0);
 }
 
+/// A server under `everysec` whose syncs wait at a shut gate (opened when the
+/// `Opens` is dropped, before the server).
+fn everysec_behind_a_gate(dir: &Path) -> (TestServer, Arc<Gate>, Opens) {
+    let gate = Arc::new(Gate::default());
+    let toml = config(dir, "fsync = \"everysec\"\n");
+    let server = TestServer::start_at(&toml, SystemTime::now(), Some(gate.hook()));
+    let opens = Opens(Arc::clone(&gate));
+    (server, gate, opens)
+}
+
 #[test]
 fn everysec_does_not_wait_for_the_sync() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate::default());
-    let toml = config(dir.path(), "fsync = \"everysec\"\n");
     // Syncs are held from the start: a write is still answered once written.
-    let server = TestServer::start_at(&toml, SystemTime::now(), Some(gate.hook()));
-    let _opens = Opens(Arc::clone(&gate));
+    let (server, gate, _opens) = everysec_behind_a_gate(dir.path());
     let reply = put_in_background(&server, "quick");
     let status = reply.recv_timeout(Duration::from_secs(5));
     gate.set(true);
@@ -330,10 +337,7 @@ fn a_write_wakes_the_log_writer() {
 #[test]
 fn everysec_answers_writes_while_a_sync_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate::default());
-    let toml = config(dir.path(), "fsync = \"everysec\"\n");
-    let server = TestServer::start_at(&toml, SystemTime::now(), Some(gate.hook()));
-    let _opens = Opens(Arc::clone(&gate));
+    let (server, gate, _opens) = everysec_behind_a_gate(dir.path());
     put(&server, "before", json!(1), "");
     // The write leaves the log dirty: within about a second a sync starts and waits.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
