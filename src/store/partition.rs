@@ -212,9 +212,9 @@ impl Partition {
         Ok((result?, durable))
     }
 
-    /// Hands the changes to the journal, and has its writer woken at the end of
-    /// this event-loop pass: one wake, and one `write(2)`, for all the writes the
-    /// pass brings, instead of one per write.
+    /// Hands the changes to the journal, and has its writer woken once this
+    /// thread runs out of writes (`wake_after_this_pass`): one wake, and one
+    /// `write(2)`, for all the writes that come in meanwhile, instead of one per write.
     fn commit(&mut self) -> Option<Durable> {
         let durable = self.state.commit();
         if durable.is_some() {
@@ -458,8 +458,9 @@ thread_local! {
 /// the worker polls its sockets again each pass, and at 64 connections the last
 /// requests of a burst of replies come back a few microseconds apart. Waiting four
 /// empty passes folded about 55 writes into each `write(2)` where one pass folded
-/// about 30 (A/B at 64 connections: context switches per PUT 0.068 -> 0.038, CPU
-/// per PUT everysec/off 1.11 -> 1.02 in the same run).
+/// about 30 (A/B at 64 connections: context switches per PUT 0.068 -> 0.038; CPU
+/// per PUT everysec/off lower in four of five runs, 1.11 -> 1.02 in one; see
+/// benches/README.md).
 const IDLE_PASSES: usize = 4;
 
 /// At most this many passes are folded into one wake of the writer, so a worker
