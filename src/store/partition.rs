@@ -213,7 +213,7 @@ impl Partition {
     }
 
     /// Hands the changes to the journal, and has its writer woken once this
-    /// thread runs out of writes (`wake_after_this_pass`): one wake, and one
+    /// thread runs out of writes (`wake_when_idle`): one wake, and one
     /// `write(2)`, for all the writes that come in meanwhile, instead of one per write.
     fn commit(&mut self) -> Option<Durable> {
         let durable = self.state.commit();
@@ -221,7 +221,7 @@ impl Partition {
             COMMITS.set(COMMITS.get() + 1);
         }
         if let Some(outbox) = self.state.wake_due() {
-            wake_after_this_pass(outbox);
+            wake_when_idle(outbox);
         }
         durable
     }
@@ -471,7 +471,7 @@ const MAX_PASSES: usize = 64;
 /// Woken at once, the writer would preempt the worker on a shared core and take one
 /// pass's records per `write(2)` (about 20 at 64 connections), at two context
 /// switches each time.
-fn wake_after_this_pass(outbox: &Arc<Outbox>) {
+fn wake_when_idle(outbox: &Arc<Outbox>) {
     let first = TO_WAKE.with(|to_wake| {
         let mut to_wake = to_wake.borrow_mut();
         to_wake.push(Arc::clone(outbox));

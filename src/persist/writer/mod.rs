@@ -209,10 +209,8 @@ impl Writer {
         let Some(log) = &self.log else {
             return;
         };
-        let started = Instant::now();
-        match (self.sync)(&log.file) {
+        match counted_sync(&self.sync, &log.file, &self.outbox) {
             Ok(()) => {
-                self.outbox.health.counters.add_sync(started.elapsed());
                 state.dirty = false;
                 state.last_sync = Instant::now();
             }
@@ -274,14 +272,7 @@ impl Writer {
         let (sync, outbox) = (Arc::clone(&self.sync), Arc::clone(&self.outbox));
         let spawned = std::thread::Builder::new()
             .name(format!("rustkv-sync-{}", self.index))
-            .spawn(move || {
-                let started = Instant::now();
-                let synced = sync(&file);
-                if synced.is_ok() {
-                    outbox.health.counters.add_sync(started.elapsed());
-                }
-                synced
-            });
+            .spawn(move || counted_sync(&sync, &file, &outbox));
         match spawned {
             Ok(thread) => {
                 let name = log.name.clone();
@@ -339,6 +330,14 @@ impl Writer {
             self.outbox.request_snapshot();
         }
     }
+}
+
+/// Syncs `file` through the hook; a sync that succeeds is counted, with its time.
+fn counted_sync(sync: &SyncHook, file: &File, outbox: &Outbox) -> std::io::Result<()> {
+    let started = Instant::now();
+    sync(file)?;
+    outbox.health.counters.add_sync(started.elapsed());
+    Ok(())
 }
 
 /// A sync of the log running on a thread of its own.
