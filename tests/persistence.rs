@@ -32,14 +32,19 @@ fn config(dir: &Path, extra: &str) -> String {
 }
 
 fn put(server: &TestServer, key: &str, value: Value, query: &str) -> u64 {
-    let reply = server.request(
-        "PUT",
-        &format!("/v1/kv/{key}{query}"),
-        &[("Content-Type", "application/json")],
-        Some(value.to_string().as_bytes()),
-    );
+    let reply = put_reply(server, &format!("{key}{query}"), &value);
     assert!(matches!(reply.status, 200 | 201), "PUT {key}: {reply:?}");
     reply.json()["version"].as_u64().expect("a version")
+}
+
+/// The reply to a native PUT of `value` at `target` (a key and its query).
+fn put_reply(server: &TestServer, target: &str, value: &Value) -> common::Reply {
+    server.request(
+        "PUT",
+        &format!("/v1/kv/{target}"),
+        &[("Content-Type", "application/json")],
+        Some(value.to_string().as_bytes()),
+    )
 }
 
 /// The value, version and seconds to expiry of `key`, or `None` if absent.
@@ -369,12 +374,7 @@ fn failing_sync(failing: &Arc<AtomicBool>, calls: &Arc<AtomicU64>) -> SyncHook {
 fn put_until(server: &TestServer, status: u16, what: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     for i in 0.. {
-        let reply = server.request(
-            "PUT",
-            &format!("/v1/kv/{what}{i}"),
-            &[("Content-Type", "application/json")],
-            Some(b"1"),
-        );
+        let reply = put_reply(server, &format!("{what}{i}"), &json!(1));
         assert!(matches!(reply.status, 201 | 503), "{what}: {reply:?}");
         if reply.status == status {
             return reply.json();
