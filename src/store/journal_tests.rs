@@ -260,3 +260,30 @@ fn versions_follow_the_version_floor() {
         (5 << 40) + 1
     );
 }
+
+/// A snapshot replaces the logs holding this partition's transaction parts, and
+/// the new log's floor is all that says those transactions were whole. One closed
+/// behind an older, still open one is not below the floor: its part must not
+/// vanish into a snapshot yet, or recovery would drop its other parts as those of
+/// an unfinished transaction (the crash test's "part of a transaction").
+#[test]
+fn a_snapshot_waits_until_the_floor_passes_every_transaction_with_a_part_here() {
+    let health = Arc::new(WriteHealth::default());
+    let outbox = Arc::new(Outbox::new(Arc::clone(&health), 0));
+    let mut real = state_under(Eviction::Lru, 10, u64::MAX / 2);
+    real.attach_journal(Journal::new(outbox));
+    let older = health.txns.open(); // still waiting for its partitions
+    let newer = health.txns.open();
+    let from = real.open_part(newer, 2);
+    real.put(put("k", "1", None), 0).unwrap();
+    real.close_part(newer, from);
+    real.commit();
+    health.txns.close(newer); // every part written
+    assert!(
+        !real.start_snapshot(),
+        "floor {} <= {newer}",
+        health.txns.floor()
+    );
+    health.txns.close(older);
+    assert!(real.start_snapshot());
+}

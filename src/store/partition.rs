@@ -250,7 +250,12 @@ impl Handler<SnapshotStep> for Partition {
         let Some(journal) = self.state.journal() else {
             return;
         };
-        if journal.outbox().chunks_queued() > 0 {
+        // Not while a transaction holds the partition: were the snapshot to end
+        // meanwhile, an entry it skipped as newer than its start (written by the
+        // transaction) would have its older value only in the logs it replaces,
+        // and a crash before the transaction's other parts are written would lose
+        // both. Once released, the transaction is closed: all its parts written.
+        if journal.outbox().chunks_queued() > 0 || self.held_by.is_some() {
             ctx.notify_later(SnapshotStep, SNAPSHOT_BACKOFF);
             return;
         }

@@ -78,6 +78,9 @@ pub struct PartitionState {
     replicated: Option<Arc<Replicated>>,
     /// The transaction whose part is being applied, if one is (see `open_part`).
     part: Option<u64>,
+    /// The highest transaction id with a part in this partition's logs: a snapshot
+    /// waits until the ledger's floor has passed it (see `start_snapshot`).
+    top_part: u64,
 }
 
 impl PartitionState {
@@ -100,6 +103,7 @@ impl PartitionState {
             walk: None,
             replicated: None,
             part: None,
+            top_part: 0,
         }
     }
 
@@ -379,6 +383,7 @@ impl PartitionState {
     /// changes start in the journal. `None` without persistence.
     pub fn open_part(&mut self, id: u64, parts: u32) -> Option<usize> {
         self.part = Some(id);
+        self.top_part = self.top_part.max(id);
         let journal = self.journal.as_mut()?;
         journal.record(Change::TxnBegin { id, parts });
         Some(journal.changes_pending())

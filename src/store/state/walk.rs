@@ -28,8 +28,9 @@ pub(super) struct Walk {
 
 impl PartitionState {
     /// Starts a snapshot: the log switches to a new file here, and `snapshot_step`
-    /// then hands the live entries over in chunks. False if one is under way or
-    /// there is no journal.
+    /// then hands the live entries over in chunks. False if one is under way,
+    /// there is no journal, or a transaction with a part in the logs it would
+    /// replace is not below the ledger's floor yet (the writer asks again).
     pub fn start_snapshot(&mut self) -> bool {
         if self.walk.is_some() {
             return false;
@@ -37,10 +38,17 @@ impl PartitionState {
         let Some(journal) = &mut self.journal else {
             return false;
         };
-        journal.control(Item::SnapshotStart);
         // The new log says which transactions were whole when it began: the
-        // parts of theirs in the logs this snapshot replaces will be gone.
+        // parts of theirs in the logs this snapshot replaces will be gone, so
+        // recovery takes them as whole by this floor alone. A part here of a
+        // transaction at or above it (closed, but behind an older one still open)
+        // would vanish into the snapshot while its other parts, in other logs,
+        // would be dropped as those of an unfinished transaction.
         let floor = journal.outbox().health.txns.floor();
+        if self.top_part >= floor {
+            return false;
+        }
+        journal.control(Item::SnapshotStart);
         journal.record(Change::TxnFloor { id: floor });
         let mut walk = Walk {
             list: 0,
