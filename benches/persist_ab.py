@@ -28,8 +28,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ab_binaries import cpu_seconds  # noqa: E402
-from persist_vs_redis import (ROOT, NO_BUDGET, CpuBudget, fresh_dir, start_rustkv,  # noqa: E402
-                              stop, wrk_put)
+from persist_vs_redis import (ROOT, add_cpu_budget, cpu_budget, fresh_dir,  # noqa: E402
+                              start_rustkv, stop, wrk_put)
 
 
 def context_switches(pid):
@@ -71,10 +71,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--duration", type=int, default=5, help="seconds per run")
     parser.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data", "ab"))
-    parser.add_argument("--cpu-budget", type=float, metavar="PERCENT",
-                        help="hold each server to PERCENT of CPU 0 (a CPU cgroup; root)")
+    add_cpu_budget(parser)
     args = parser.parse_args()
-    args.budget = CpuBudget(args.cpu_budget) if args.cpu_budget else NO_BUDGET
+    args.budget = cpu_budget(args)
     results = {name: [] for name, _, _ in args.settings}
     for round_no in range(args.rounds):
         order = args.settings if round_no % 2 == 0 else args.settings[::-1]

@@ -34,21 +34,17 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ab_binaries import cpu_seconds  # noqa: E402
 from load import ensure_wrk  # noqa: E402
-from persist_vs_redis import (KEYS, NO_BUDGET, ROOT, SETTINGS, CpuBudget,  # noqa: E402
+from persist_vs_redis import (KEYS, ROOT, SETTINGS, add_cpu_budget, cpu_budget,  # noqa: E402
                               ensure_redis, fresh_dir, redis_benchmark, redis_version,
-                              start_redis, start_rustkv, stop, wrk_put)
+                              start_server, stop, wrk_put)
 
 
 def start_all(args, settings):
     """Every setting's server, started once: {setting: (process, port)}."""
-    servers = {}
-    for setting in settings:
-        system, label, fsync = setting
-        data = fresh_dir(args.data, f"{system}-{label}")
-        start = start_rustkv if system == "rustkv" else (
-            lambda _binary, data, fsync, budget: start_redis(data, fsync, budget))
-        servers[setting] = start(args.binary, data, fsync, args.budget)
-    return servers
+    return {setting: start_server(setting, args.binary,
+                                  fresh_dir(args.data, f"{setting[0]}-{setting[1]}"),
+                                  args.budget)
+            for setting in settings}
 
 
 def load(setting, port, seconds, redis_rate):
@@ -104,10 +100,9 @@ def main():
                         help="the persistence settings, of off,everysec,always")
     parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "rustkv"))
     parser.add_argument("--data", default=os.path.join(ROOT, "target", "bench-data", "paired"))
-    parser.add_argument("--cpu-budget", type=float, metavar="PERCENT",
-                        help="hold each server to PERCENT of CPU 0 (a CPU cgroup; root)")
+    add_cpu_budget(parser)
     args = parser.parse_args()
-    args.budget = CpuBudget(args.cpu_budget) if args.cpu_budget else NO_BUDGET
+    args.budget = cpu_budget(args)
     ensure_wrk()
     ensure_redis()
     labels = set(args.only.split(",")) | {"off"}

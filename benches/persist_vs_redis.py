@@ -164,6 +164,16 @@ class CpuBudget:
 NO_BUDGET = None
 
 
+def add_cpu_budget(parser):
+    """The `--cpu-budget` option; `cpu_budget(args)` turns it into a budget."""
+    parser.add_argument("--cpu-budget", type=float, metavar="PERCENT",
+                        help="hold each server to PERCENT of CPU 0 (a CPU cgroup; root)")
+
+
+def cpu_budget(args):
+    return CpuBudget(args.cpu_budget) if args.cpu_budget else NO_BUDGET
+
+
 def pinned(command, budget):
     """`command` on CPU 0, inside `budget` when there is one."""
     command = ["taskset", "-c", "0", *command]
@@ -196,6 +206,14 @@ def start_redis(data, fsync, budget=NO_BUDGET):
                                stdout=log, stderr=log)
     wait_port(port, process=process)
     return process, port
+
+
+def start_server(setting, binary, data, budget):
+    """The server of `setting` (RustKV's from `binary`), on a fresh port."""
+    system, _, fsync = setting
+    if system == "rustkv":
+        return start_rustkv(binary, data, fsync, budget)
+    return start_redis(data, fsync, budget)
 
 
 def stop(process, timeout=60):
@@ -273,12 +291,9 @@ def redis_benchmark(port, requests):
 
 def one_run(args, setting, redis_requests):
     """Starts a fresh server for `setting`, loads it, stops it; answers the figures."""
-    system, label, fsync = setting
+    system, label, _ = setting
     data = fresh_dir(args.data, f"{system}-{label}")
-    if system == "rustkv":
-        process, port = start_rustkv(args.binary, data, fsync, args.budget)
-    else:
-        process, port = start_redis(data, fsync, args.budget)
+    process, port = start_server(setting, args.binary, data, args.budget)
     try:
         counter = SyncCounter(process.pid, args.perf)
         cpu_before, started = cpu_seconds(process.pid), time.time()
@@ -372,10 +387,9 @@ def main():
                         help="do not count fdatasync calls with perf")
     parser.add_argument("--only", metavar="LABELS", default="off,everysec,always",
                         help="the persistence settings to run, of off,everysec,always")
-    parser.add_argument("--cpu-budget", type=float, metavar="PERCENT",
-                        help="hold each server to PERCENT of CPU 0 (a CPU cgroup; root)")
+    add_cpu_budget(parser)
     args = parser.parse_args()
-    args.budget = CpuBudget(args.cpu_budget) if args.cpu_budget else NO_BUDGET
+    args.budget = cpu_budget(args)
     ensure_wrk()
     labels = set(args.only.split(",")) | {"off"}
     settings = [s for s in SETTINGS
