@@ -64,6 +64,8 @@ def one_slice(setting, server, seconds, rates):
 
 
 def quartiles(values):
+    if len(values) < 2:
+        return f"{statistics.median(values):.3f}"
     q = statistics.quantiles(values, n=4)
     return f"{q[1]:.3f} ({q[0]:.3f}-{q[2]:.3f})"
 
